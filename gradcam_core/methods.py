@@ -1,0 +1,133 @@
+"""CAM methods. Each one turns a layer's captured activations and gradients into a map.
+
+All methods share one pipeline (``CamMethod.raw_map``: weights per channel, then a weighted sum of the
+activation channels); a method overrides only its weighting step, or the whole map where the weighting is per
+pixel. Formulas follow the papers and, where the papers leave a choice open, pytorch-grad-cam, so the two agree.
+
+Shapes: ``acts`` and ``grads`` are (N, C, h, w) tensors on the same device; maps are (N, h, w), before ReLU.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class CamMethod:
+    name: str = ""
+    title: str = ""
+    needs_gradients: bool = True
+
+    def channel_weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def raw_map(self, acts: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+        weights = self.channel_weights(acts, grads)
+        return torch.einsum("nc,nchw->nhw", weights, acts)
+
+
+class GradCAM(CamMethod):
+    """Selvaraju et al. 2017: weight = spatial mean of the gradient."""
+
+    name, title = "gradcam", "Grad-CAM"
+
+    def channel_weights(self, acts, grads):
+        return grads.mean(dim=(2, 3))
+
+
+class GradCAMPlusPlus(CamMethod):
+    """Chattopadhay et al. 2018, closed form for an exponential of the score (as in pytorch-grad-cam)."""
+
+    name, title = "gradcampp", "Grad-CAM++"
+
+    def channel_weights(self, acts, grads):
+        grads2 = grads.pow(2)
+        grads3 = grads2 * grads
+        sum_acts = acts.sum(dim=(2, 3), keepdim=True)
+        alpha = grads2 / (2 * grads2 + sum_acts * grads3 + 1e-6)
+        alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
+        return (torch.relu(grads) * alpha).sum(dim=(2, 3))
+
+
+class XGradCAM(CamMethod):
+    """Fu et al. 2020: gradients weighted by the normalised activations."""
+
+    name, title = "xgradcam", "XGrad-CAM"
+
+    def channel_weights(self, acts, grads):
+        sum_acts = acts.sum(dim=(2, 3), keepdim=True)
+        return (grads * acts / (sum_acts + 1e-7)).sum(dim=(2, 3))
+
+
+class HiResCAM(CamMethod):
+    """Draelos & Carin 2020: element-wise gradient x activation, summed over channels."""
+
+    name, title = "hirescam", "HiResCAM"
+
+    def raw_map(self, acts, grads):
+        return (grads * acts).sum(dim=1)
+
+
+class LayerCAM(CamMethod):
+    """Jiang et al. 2021: positive gradients as per-pixel weights."""
+
+    name, title = "layercam", "LayerCAM"
+
+    def raw_map(self, acts, grads):
+        return (torch.relu(grads) * acts).sum(dim=1)
+
+
+class EigenCAM(CamMethod):
+    """Muhammad & Yeasin 2020: projection of the activations on their first principal component.
+
+    Gradient-free, so the map does not depend on the target class. The sign of a principal component is
+    arbitrary (it depends on the SVD routine); we fix it so that the map correlates positively with the
+    channel-mean activation, i.e. it highlights where the layer responds. pytorch-grad-cam keeps whatever sign
+    its SVD returns, so the two agree up to that sign.
+    """
+
+    name, title = "eigencam", "Eigen-CAM"
+    needs_gradients = False
+
+    def raw_map(self, acts, grads):
+        n, c, h, w = acts.shape
+        flat = acts.reshape(n, c, h * w).transpose(1, 2).float()
+        flat = torch.nan_to_num(flat)
+        centred = flat - flat.mean(dim=1, keepdim=True)
+        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+        projection = torch.einsum("npc,nc->np", centred, vh[:, 0, :])
+        channel_mean = flat.mean(dim=2)
+        sign = torch.sign((projection * channel_mean).sum(dim=1, keepdim=True))
+        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+        return (projection * sign).reshape(n, h, w).to(acts.dtype)
+
+
+CAM_METHODS: dict[str, CamMethod] = {
+    m.name: m for m in (GradCAM(), GradCAMPlusPlus(), HiResCAM(), XGradCAM(), LayerCAM(), EigenCAM())
+}
+METHOD_NAMES: tuple[str, ...] = tuple(CAM_METHODS)
+
+
+def resolve_methods(methods) -> list[CamMethod]:
+    if isinstance(methods, str):
+        methods = (methods,)
+    resolved = []
+    for name in methods:
+        key = str(name).lower().replace("-", "").replace("_", "").replace("+", "p")
+        if key not in CAM_METHODS:
+            raise ValueError(f"unknown CAM method {name!r}; choose from {', '.join(METHOD_NAMES)}")
+        if CAM_METHODS[key] not in resolved:
+            resolved.append(CAM_METHODS[key])
+    if not resolved:
+        raise ValueError(f"methods is empty; choose one or more of {', '.join(METHOD_NAMES)}")
+    return resolved
+
+
+def normalise_maps(raw: torch.Tensor) -> torch.Tensor:
+    """ReLU, then min-max to [0, 1] per map over the last two dims; an all-zero map stays all zero."""
+    cam = torch.relu(raw)
+    flat = cam.flatten(start_dim=-2)
+    low = flat.min(dim=-1, keepdim=True).values
+    shifted = flat - low
+    high = shifted.max(dim=-1, keepdim=True).values
+    scaled = torch.where(high > 0, shifted / torch.where(high > 0, high, torch.ones_like(high)), shifted)
+    return scaled.reshape(cam.shape)
