@@ -1,0 +1,5 @@
+import sys
+
+from gradcam_core.cli import main
+
+sys.exit(main())
