@@ -1,0 +1,137 @@
+"""torchvision architectures through torchvision's weights API, offline-friendly.
+
+``weights="DEFAULT"`` (or a weights name such as ``"IMAGENET1K_V1"``) uses the file in torch's cache folder
+(``torch.hub.get_dir()/checkpoints``) and downloads it there when it is missing and the network is reachable.
+Without network and without the file, ``WorkspaceError`` says which file to put where. ``weights=None`` builds
+the architecture with random weights and needs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from models.errors import WorkspaceError
+from models.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageTransform
+
+DOWNLOAD_TIMEOUT_S = 20
+OFFLINE_ENV = "GRADCAM_OFFLINE"  # set to 1 to never try a download
+
+
+def torchvision_architectures() -> list[str]:
+    """Every classification architecture torchvision knows (resnet18, vgg16, convnext_tiny, ...)."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _check_arch(arch: str) -> None:
+    known = torchvision_architectures()
+    if arch not in known:
+        import difflib
+
+        close = difflib.get_close_matches(arch, known, n=3)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        raise WorkspaceError(f"{arch!r} is not a torchvision classification architecture; {hint}"
+                             "see torchvision.models.list_models(module=torchvision.models)")
+
+
+def resolve_weights(arch: str, weights: str):
+    """The torchvision ``WeightsEnum`` member for ``weights`` ("DEFAULT" or a member name) of ``arch``."""
+    from torchvision.models import get_model_weights
+
+    _check_arch(arch)
+    enum = get_model_weights(arch)
+    if weights == "DEFAULT":
+        return enum.DEFAULT
+    name = weights.split(".")[-1]
+    if name not in enum.__members__:
+        raise WorkspaceError(f"{arch} has no weights {weights!r}; choose \"DEFAULT\" or one of "
+                             f"{', '.join(repr(m) for m in enum.__members__)}")
+    return enum[name]
+
+
+def weights_cache_path(weight) -> Path:
+    """Where torchvision keeps (and looks for) the file of ``weight``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weight.url).path)
+
+
+def _download(url: str, destination: Path) -> None:
+    """Fetch ``url`` into ``destination`` atomically, with a timeout so an offline machine fails fast."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".partial")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+        partial.replace(destination)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def ensure_weights_file(arch: str, weight) -> Path:
+    """The cached weights file of ``weight``, downloading it if needed; a clear WorkspaceError when impossible."""
+    path = weights_cache_path(weight)
+    if path.is_file():
+        return path
+    how = (f"connect to the internet once and reopen (torchvision downloads it there), or download {weight.url} "
+           f"on another machine and copy it to {path} (set TORCH_HOME to use another cache folder); "
+           "or use weights=None / your own checkpoint")
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        raise WorkspaceError(f"pretrained weights {weight!s} for {arch} need the file {path.name!r}, which is not "
+                             f"in torch's cache folder {str(path.parent)!r}, and {OFFLINE_ENV} is set so nothing is "
+                             f"downloaded; {how}")
+    try:
+        _download(weight.url, path)
+    except OSError as error:  # URLError, timeouts, DNS failures, a read-only cache, ...
+        raise WorkspaceError(f"pretrained weights {weight!s} for {arch} need the file {path.name!r}, which is not "
+                             f"in torch's cache folder {str(path.parent)!r} and could not be downloaded ({error}); "
+                             f"{how}") from error
+    return path
+
+
+def torchvision_transform(arch: str, weights: str | None = "DEFAULT"):
+    """The preprocessing of ``weights`` (``Weights.transforms()``); ImageNet's resize-256/crop-224 for None."""
+    if weights is None:
+        _check_arch(arch)
+        return ImageTransform((224, 224), IMAGENET_MEAN, IMAGENET_STD, resize=256)
+    return resolve_weights(arch, weights).transforms()
+
+
+def load_torchvision(arch: str, weights: str | None = "DEFAULT",
+                     num_classes: int | None = None) -> tuple[nn.Module, object, list[str]]:
+    """(model in eval mode on the CPU, transform, class names) for a torchvision architecture.
+
+    weights: "DEFAULT", a weights name of ``arch`` (e.g. "IMAGENET1K_V1"), or None for random weights.
+    num_classes: the classifier's size; with pretrained weights it must be None or their category count.
+    With weights, the transform and the category names come from the weights' meta (ImageNet's 1000 names);
+    with weights=None and num_classes None they are ImageNet's too, else "class 0", "class 1", ...
+    """
+    from torchvision.models import get_model, get_model_weights
+
+    _check_arch(arch)
+    if weights is None:
+        torch.manual_seed(0)
+        categories = None
+        if num_classes is None or num_classes == 1000:
+            enum = get_model_weights(arch)
+            categories = list(enum.DEFAULT.meta.get("categories") or [])
+            if len(categories) != 1000:
+                categories = None
+        model = get_model(arch, weights=None, num_classes=num_classes or 1000)
+        names = categories or [f"class {i}" for i in range(num_classes or 1000)]
+        return model.eval(), torchvision_transform(arch, None), names
+    weight = resolve_weights(arch, weights)
+    categories = list(weight.meta["categories"])
+    if num_classes is not None and num_classes != len(categories):
+        raise WorkspaceError(f"{arch} weights {weight!s} have {len(categories)} classes, not num_classes="
+                             f"{num_classes}; to use your own classes, load your fine-tuned checkpoint instead "
+                             "(a workspace file with [model] checkpoint = ...)")
+    ensure_weights_file(arch, weight)
+    model = get_model(arch, weights=weight)
+    return model.eval(), weight.transforms(), categories
