@@ -1,0 +1,184 @@
+"""``python -m bench`` (or ``make bench``): every benchmark in one process, printed and written to BENCHMARKS.md.
+
+    python -m bench                 # full run (CPU: ~10-20 minutes on 2 cores)
+    python -m bench --quick         # tiny sizes, seconds: keeps the script working (run by make test)
+    python -m bench --only sweep,topk --out /tmp/b.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import sys
+import traceback
+from pathlib import Path
+
+import torch
+
+from bench import engine_bench as eb
+
+SECTIONS = ("sweep", "topk", "gallery", "models", "memory", "tsne", "dashboard")
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.1f}×" if b > 0 else "n/a"
+
+
+def _goal(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def section_sweep(quick: bool, device: torch.device) -> str:
+    arch, size, repeats = ("resnet18", 32, 1) if quick else ("resnet50", 224, 7)
+    row = eb.layer_sweep(arch, size, repeats, device)
+    vs_floor = row["ours_s"] / row["floor_s"]
+    vs_peers = min(row["pgc_s"], row["torchcam_s"]) / row["ours_s"]
+    return "\n".join([
+        f"### Layer sweep: Grad-CAM for all {row['layers']} Conv2d of {arch} on one {size}×{size} image",
+        "",
+        "| what | median time | vs ours |",
+        "|---|---:|---:|",
+        f"| ours: `explain(layers=None)`, one pass | {row['ours_s'] * 1000:.0f} ms | 1.0× |",
+        f"| floor: bare forward + backward | {row['floor_s'] * 1000:.0f} ms | "
+        f"{row['floor_s'] / row['ours_s']:.2f}× |",
+        f"| pytorch-grad-cam, one call per layer | {row['pgc_s'] * 1000:.0f} ms | "
+        f"{_ratio(row['pgc_s'], row['ours_s'])} |",
+        f"| torch-cam, one call per layer | {row['torchcam_s'] * 1000:.0f} ms | "
+        f"{_ratio(row['torchcam_s'], row['ours_s'])} |",
+        "",
+        f"Goals: ours ≤ 1.2× the floor — {vs_floor:.2f}× ({_goal(vs_floor <= 1.2)}); "
+        f"≥ 50× faster than the peers' loop — {vs_peers:.0f}× ({_goal(vs_peers >= 50)}).",
+    ])
+
+
+def section_topk(quick: bool, device: torch.device) -> str:
+    arch, size, repeats = ("resnet18", 32, 1) if quick else ("resnet50", 224, 7)
+    row = eb.topk_targets(arch, size, repeats, device)
+    best_peer = min(row["pgc_s"], row["torchcam_s"])
+    speedup = best_peer / row["ours_s"]
+    return "\n".join([
+        f"### Top-5 targets: maps for the 5 best classes at the last conv of {arch}, {size}×{size}",
+        "",
+        "| what | median time | vs ours |",
+        "|---|---:|---:|",
+        f"| ours: `explain_topk(k=5)`, one forward + one batched backward | {row['ours_s'] * 1000:.0f} ms | 1.0× |",
+        f"| pytorch-grad-cam, 5 calls | {row['pgc_s'] * 1000:.0f} ms | {_ratio(row['pgc_s'], row['ours_s'])} |",
+        f"| torch-cam, 5 calls | {row['torchcam_s'] * 1000:.0f} ms | {_ratio(row['torchcam_s'], row['ours_s'])} |",
+        "",
+        f"Goal ≥ 10× — {speedup:.1f}× against the faster peer ({_goal(speedup >= 10)}).",
+    ])
+
+
+def section_gallery(quick: bool, device: torch.device) -> str:
+    arch, size, repeats, n = ("resnet18", 32, 1, 3) if quick else ("resnet50", 224, 5, 20)
+    row = eb.gallery(arch, size, repeats, device, n=n)
+    speedup = min(row["pgc_s"], row["torchcam_s"]) / row["ours_s"]
+    return "\n".join([
+        f"### Gallery: Grad-CAM at the last conv of {arch} for {n} images ({size}×{size})",
+        "",
+        "| what | median time | vs ours |",
+        "|---|---:|---:|",
+        f"| ours: one batched `explain` | {row['ours_s'] * 1000:.0f} ms | 1.0× |",
+        f"| pytorch-grad-cam, one call per image | {row['pgc_s'] * 1000:.0f} ms | "
+        f"{_ratio(row['pgc_s'], row['ours_s'])} |",
+        f"| torch-cam, one call per image | {row['torchcam_s'] * 1000:.0f} ms | "
+        f"{_ratio(row['torchcam_s'], row['ours_s'])} |",
+        "",
+        f"Goal ≥ 2× — {speedup:.1f}× against the faster peer ({_goal(speedup >= 2)}).",
+    ])
+
+
+def section_models(quick: bool, device: torch.device) -> str:
+    archs = ("squeezenet1_1",) if quick else ("vgg16", "mobilenet_v3_large")
+    size, repeats = (32, 1) if quick else (224, 5)
+    lines = [
+        f"### Other architectures ({size}×{size}): layer sweep and top-5",
+        "",
+        "| model | Conv2d | sweep: ours | floor | ours/floor | pytorch-grad-cam loop | torch-cam loop "
+        "| top-5: ours | pgc ×5 | torch-cam ×5 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for arch in archs:
+        s = eb.layer_sweep(arch, size, repeats, device)
+        t = eb.topk_targets(arch, size, repeats, device)
+        lines.append(
+            f"| {arch} | {s['layers']} | {s['ours_s'] * 1000:.0f} ms | {s['floor_s'] * 1000:.0f} ms | "
+            f"{s['ours_s'] / s['floor_s']:.2f}× | {s['pgc_s'] * 1000:.0f} ms ({_ratio(s['pgc_s'], s['ours_s'])}) | "
+            f"{s['torchcam_s'] * 1000:.0f} ms ({_ratio(s['torchcam_s'], s['ours_s'])}) | "
+            f"{t['ours_s'] * 1000:.0f} ms | {t['pgc_s'] * 1000:.0f} ms ({_ratio(t['pgc_s'], t['ours_s'])}) | "
+            f"{t['torchcam_s'] * 1000:.0f} ms ({_ratio(t['torchcam_s'], t['ours_s'])}) |"
+        )
+    lines += ["", "vgg16 has a ReLU(inplace=True) after every conv; mobilenet_v3 has depthwise convs and "
+                  "Hardswish/ReLU in place."]
+    return "\n".join(lines)
+
+
+def section_memory(quick: bool, device: torch.device) -> str:
+    arch, size = ("resnet18", 32) if quick else ("resnet50", 224)
+    rss = eb.peak_rss(arch, size)
+    return "\n".join([
+        f"### Peak resident memory of the layer sweep ({arch}, one {size}×{size} image, fresh process each)",
+        "",
+        "| what | RSS after loading | peak RSS | growth |",
+        "|---|---:|---:|---:|",
+        *[f"| {label} | {rss[k]['before_mb']:.0f} MB | {rss[k]['peak_mb']:.0f} MB | "
+          f"{rss[k]['peak_mb'] - rss[k]['before_mb']:.0f} MB |"
+          for k, label in (("floor", "bare forward + backward"), ("ours", "ours, all layers in one pass"),
+                           ("pgc", "pytorch-grad-cam, one call per layer"))],
+        "",
+        "Ours keeps every layer's activation and gradient of the one pass alive at once, which is what the "
+        "growth over the floor pays for.",
+    ])
+
+
+def section_tsne(quick: bool, device: torch.device) -> str:
+    module = importlib.import_module("bench.tsne_bench")
+    return module.run(quick=quick)
+
+
+def section_dashboard(quick: bool, device: torch.device) -> str:
+    module = importlib.import_module("bench.dashboard_bench")
+    return module.run(quick=quick)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="markdown file to write (default BENCHMARKS.md; none with --quick)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [f"_Measured {stamp}{' (quick mode: tiny sizes, not for reading)' if args.quick else ''}: "
+             f"{eb.machine_line(device)}._"]
+    failed = []
+    for name in wanted:
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        try:
+            text = globals()[f"section_{name}"](args.quick, device)
+        except Exception as exc:  # one broken section must not hide the others' numbers
+            failed.append(name)
+            traceback.print_exc()
+            text = f"### {name}\n\nFailed: `{type(exc).__name__}: {exc}`"
+        print(text + "\n", flush=True)
+        parts.append(text)
+    out = args.out or (None if args.quick else Path("BENCHMARKS.md"))
+    if out is not None:
+        header = "# Benchmarks\n\nProduced by `python -m bench` (`make bench`); ratios are measured side by side " \
+                 "in one process, medians after a warm-up.\n\n"
+        out.write_text(header + "\n\n".join(parts) + "\n")
+        print(f"[bench] wrote {out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Side-by-side timings of the CAM engine against pytorch-grad-cam and torch-cam, in one process.
+
+Every number is a median over several runs after a warm-up; the ratios are what to read (absolute times
+depend on the machine, which is recorded with the table).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torchvision import models as tv
+
+from gradcam_core import CamEngine, list_conv_layers
+
+
+@dataclass
+class Timing:
+    label: str
+    seconds: float
+
+    @property
+    def ms(self) -> float:
+        return self.seconds * 1000
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def machine_line(device: torch.device) -> str:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return (f"{os.cpu_count()} logical cores, torch {torch.__version__}, torch threads "
+            f"{torch.get_num_threads()}, device {device} ({name}), Python {platform.python_version()}")
+
+
+def build(arch: str, device: torch.device) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return tv.get_model(arch, weights=None).to(device).eval()
+
+
+# ------------------------------------------------------------------------------------------------ peers
+def _pgc_call(model, layer_module, images, target: int):
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    with GradCAM(model=model, target_layers=[layer_module]) as cam:
+        return cam(input_tensor=images, targets=[ClassifierOutputTarget(target)] * images.shape[0])
+
+
+def _torchcam_call(model, layer_name: str, images, target: int):
+    from torchcam.methods import GradCAM
+
+    with GradCAM(model, target_layer=layer_name, input_shape=tuple(images.shape[1:])) as extractor:
+        scores = model(images)
+        return extractor(class_idx=target, scores=scores)
+
+
+def bare_forward_backward(model, images, target: int) -> None:
+    """The floor for any gradient CAM: one forward and one ordinary backward of the class score."""
+    model.zero_grad(set_to_none=True)
+    model(images)[:, target].sum().backward()
+    model.zero_grad(set_to_none=True)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ------------------------------------------------------------------------------------------- sections
+def layer_sweep(arch: str, size: int, repeats: int, device: torch.device, peers: bool = True) -> dict:
+    """Grad-CAM for every Conv2d on one image: ours in one pass vs each peer once per layer vs the floor."""
+    model = build(arch, device)
+    images = torch.randn(1, 3, size, size, device=device, generator=None)
+    engine = CamEngine(model, device=device)
+    layers = list_conv_layers(model)
+    modules = dict(model.named_modules())
+    target = 1
+
+    def ours():
+        engine.explain(images, layers=None, targets=target)
+        _sync(device)
+
+    def floor():
+        bare_forward_backward(model, images, target)
+        _sync(device)
+
+    row = {"arch": arch, "size": size, "layers": len(layers),
+           "ours_s": median_time(ours, repeats), "floor_s": median_time(floor, repeats)}
+    if peers:
+        peer_repeats = max(1, repeats // 3)
+        row["pgc_s"] = median_time(lambda: [_pgc_call(model, modules[n], images, target) for n in layers],
+                                   peer_repeats)
+        row["torchcam_s"] = median_time(lambda: [_torchcam_call(model, n, images, target) for n in layers],
+                                        peer_repeats)
+    return row
+
+
+def topk_targets(arch: str, size: int, repeats: int, device: torch.device, k: int = 5) -> dict:
+    """Maps for the top-k classes at the last conv layer: ours batched vs k peer calls."""
+    model = build(arch, device)
+    images = torch.randn(1, 3, size, size, device=device)
+    engine = CamEngine(model, device=device)
+    last = list_conv_layers(model)[-1]
+    module = dict(model.named_modules())[last]
+    with torch.no_grad():
+        classes = model(images).topk(k, dim=1).indices[0].tolist()
+
+    def ours():
+        engine.explain_topk(images, k=k, layers=[last])
+        _sync(device)
+
+    return {
+        "arch": arch, "k": k,
+        "ours_s": median_time(ours, repeats),
+        "pgc_s": median_time(lambda: [_pgc_call(model, module, images, c) for c in classes], repeats),
+        "torchcam_s": median_time(lambda: [_torchcam_call(model, last, images, c) for c in classes], repeats),
+    }
+
+
+def gallery(arch: str, size: int, repeats: int, device: torch.device, n: int = 20) -> dict:
+    """Grad-CAM at the last layer for n images: ours as one batch vs the peers image by image."""
+    model = build(arch, device)
+    images = torch.randn(n, 3, size, size, device=device)
+    engine = CamEngine(model, device=device)
+    last = list_conv_layers(model)[-1]
+    module = dict(model.named_modules())[last]
+
+    def ours():
+        engine.explain(images, layers=[last], targets=1)
+        _sync(device)
+
+    peer_repeats = max(1, repeats // 2)
+    return {
+        "arch": arch, "n": n,
+        "ours_s": median_time(ours, repeats),
+        "pgc_s": median_time(lambda: [_pgc_call(model, module, images[i:i + 1], 1) for i in range(n)],
+                             peer_repeats),
+        "torchcam_s": median_time(lambda: [_torchcam_call(model, last, images[i:i + 1], 1) for i in range(n)],
+                                  peer_repeats),
+    }
+
+
+_RSS_CHILD = r"""
+import json, sys, torch
+from torchvision import models as tv
+from gradcam_core import CamEngine, list_conv_layers
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+
+arch, size, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+torch.manual_seed(0)
+model = tv.get_model(arch, weights=None).eval()
+x = torch.randn(1, 3, size, size)
+model(x)  # allocator warm-up, so the first-call arena is not counted against one method only
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak (VmHWM) to the current RSS: importing torch is not what we measure
+base = status("VmRSS")
+if mode == "ours":
+    CamEngine(model, device="cpu").explain(x)
+elif mode == "floor":
+    model(x)[:, 1].sum().backward()
+elif mode == "pgc":
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    mods = dict(model.named_modules())
+    for name in list_conv_layers(model):
+        with GradCAM(model=model, target_layers=[mods[name]]) as cam:
+            cam(input_tensor=x, targets=[ClassifierOutputTarget(1)])
+print(json.dumps({"before_mb": base, "peak_mb": status("VmHWM")}))
+"""
+
+
+def peak_rss(arch: str, size: int) -> dict:
+    """Peak resident memory of a fresh process doing the layer sweep, each way (Linux ru_maxrss)."""
+    out = {}
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    for mode in ("floor", "ours", "pgc"):
+        proc = subprocess.run([sys.executable, "-c", _RSS_CHILD, arch, str(size), mode], capture_output=True,
+                              text=True, env=env, timeout=600, check=True)
+        out[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
