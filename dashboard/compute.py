@@ -1,0 +1,219 @@
+"""Cached wrappers around the engine. Cache keys are ids and strings (model id, workspace key, sample key,
+target classes); the loaded workspace and tensors travel as ``_``-prefixed arguments, which are not hashed.
+
+- ``test_predictions``: the whole test split in one cached batched forward (correct/misclassified marks).
+- ``explain_sample``:   every layer x every method for one sample and a few targets from ONE engine call, so
+                        switching layer or method, and moving the opacity/colormap, recompute nothing.
+- ``test_input`` / ``upload_input``: the model-ready tensor and the picture the model sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from dashboard.workspaces import LoadedWorkspace
+from gradcam_core import METHOD_NAMES, denormalise
+
+PREDICT_BATCH = 128
+MAX_UPLOAD_PIXELS = 40_000_000  # decoding more would take seconds and gigabytes; no classifier needs it
+
+
+@dataclass
+class TestPredictions:
+    logits: np.ndarray  # (N, num_classes) float32
+    labels: np.ndarray  # (N,) int64
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.predicted == self.labels
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean()) if len(self.labels) else float("nan")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def test_predictions(model_id: str, workspace_key: str, _loaded: LoadedWorkspace) -> TestPredictions:
+    """Logits of every test image: batched no-grad forwards under the model's lock."""
+    test_set = _loaded.workspace.test_set
+    parts = []
+    for start in range(0, len(test_set), PREDICT_BATCH):
+        batch = test_set.tensors(list(range(start, min(start + PREDICT_BATCH, len(test_set)))))
+        with _loaded.lock:
+            parts.append(_loaded.engine.predict(batch, batch_size=PREDICT_BATCH))
+    num_classes = len(_loaded.class_names)
+    logits = np.concatenate(parts) if parts else np.zeros((0, num_classes), np.float32)
+    return TestPredictions(logits=logits.astype(np.float32), labels=np.asarray(test_set.labels, dtype=np.int64))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.asarray(logits, dtype=np.float64) - np.max(logits, axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ samples
+@dataclass(frozen=True)
+class Sample:
+    """One image the explorer can show: a test image or an upload."""
+
+    key: str  # cache key, stable across sessions: "test:<workspace>:<index>:<item id>" or "upload:<sha256>"
+    label: int | None  # true class; None for an upload
+    index: int | None = None  # test index
+    item_id: str = ""
+    file_name: str = ""
+
+    @property
+    def is_upload(self) -> bool:
+        return self.index is None
+
+    @property
+    def link_value(self) -> str:
+        """What ``?sample=`` holds for it."""
+        return f"upload:{self.key.split(':', 1)[1][:12]}" if self.is_upload else str(self.index)
+
+
+def test_sample(loaded: LoadedWorkspace, index: int) -> Sample:
+    test_set = loaded.workspace.test_set
+    item_id = str(test_set.item_id(index))
+    return Sample(key=f"test:{loaded.key}:{index}:{item_id}", label=int(test_set.label(index)), index=int(index),
+                  item_id=item_id)
+
+
+@dataclass
+class SampleInput:
+    tensor: torch.Tensor  # (1, 3, H, W), normalised for the model
+    pixels: np.ndarray  # (H, W, 3) uint8: the input as the model sees it (after the workspace's transform)
+
+
+def _pixels(loaded: LoadedWorkspace, tensor: torch.Tensor) -> np.ndarray:
+    workspace = loaded.workspace
+    return denormalise(tensor[0], workspace.mean, workspace.std)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def test_input(model_id: str, sample_key: str, index: int, _loaded: LoadedWorkspace) -> SampleInput:
+    tensor = _loaded.workspace.test_set.tensors([index]).float()
+    return SampleInput(tensor=tensor, pixels=_pixels(_loaded, tensor))
+
+
+class UploadError(ValueError):
+    """An uploaded file the dashboard cannot explain; the message says why, for the user."""
+
+
+def decode_image(data: bytes, file_name: str = "the file") -> Image.Image:
+    """Bytes of an image file -> RGB PIL image, or ``UploadError`` saying what is wrong with the file."""
+    if not data:
+        raise UploadError(f"{file_name} is empty (0 bytes); choose an image file (PNG, JPEG, BMP, GIF, WebP, TIFF).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise UploadError(
+                    f"{file_name} is {width}×{height} pixels, more than the {MAX_UPLOAD_PIXELS // 1_000_000} million "
+                    "this dashboard decodes; resize it first (the model sees a much smaller input anyway)."
+                )
+            image.seek(0)  # first frame of an animation
+            image.load()
+    except UploadError:
+        raise
+    except UnidentifiedImageError:
+        raise UploadError(
+            f"{file_name} is not an image file Pillow can read; upload a PNG, JPEG, BMP, GIF, WebP or TIFF."
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UploadError(f"{file_name} is too large to decode safely; resize it first.") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise UploadError(f"{file_name} looks damaged or truncated and could not be decoded ({err}).") from None
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB for any mode: 16-bit/float greyscale rescaled to 8 bits, transparency flattened onto white."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) / (high - low) * 255 if high > low else np.zeros_like(array)
+        return Image.fromarray(np.rint(scaled).astype(np.uint8)).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def upload_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def upload_sample(data: bytes, file_name: str) -> Sample:
+    return Sample(key=f"upload:{upload_sha256(data)}", label=None, file_name=file_name)
+
+
+def prepare_upload(loaded: LoadedWorkspace, data: bytes, file_name: str = "the file") -> SampleInput:
+    """An uploaded file through the workspace's own transform; ``UploadError`` for anything unusable."""
+    image = decode_image(data, file_name)
+    try:
+        tensor = loaded.workspace.transform(image)
+    except Exception as err:  # a user's transform can fail in any way; the message is what matters
+        raise UploadError(f"the workspace's transform could not process {file_name}: {err}") from None
+    if not torch.is_tensor(tensor) or tensor.ndim != 3 or tensor.shape[0] != 3:
+        shape = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor).__name__
+        raise UploadError(f"the workspace's transform returned {shape} for {file_name}, expected a (3, H, W) tensor.")
+    tensor = tensor[None].float()
+    if not torch.isfinite(tensor).all():
+        raise UploadError(f"{file_name} gave NaN or infinite values after the workspace's transform.")
+    return SampleInput(tensor=tensor, pixels=_pixels(loaded, tensor))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def upload_input(model_id: str, sha256: str, _data: bytes, _file_name: str, _loaded: LoadedWorkspace) -> SampleInput:
+    """``prepare_upload``, cached by the sha256 of the bytes (raises ``UploadError``, which is not cached)."""
+    return prepare_upload(_loaded, _data, _file_name)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def sample_logits(model_id: str, sample_key: str, _loaded: LoadedWorkspace, _tensor: torch.Tensor) -> np.ndarray:
+    """(num_classes,) logits of one image: a single cheap forward, so the view never waits for the test split."""
+    with _loaded.lock:
+        return _loaded.engine.predict(_tensor)[0]
+
+
+# ------------------------------------------------------------------------------------------------ CAMs
+@dataclass
+class SampleCams:
+    """Every method's map at every layer for one image and one target class."""
+
+    target: int
+    logits: np.ndarray  # (num_classes,)
+    cams: dict[str, dict[str, np.ndarray]]  # method -> layer -> (h, w) float32 in [0, 1]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def explain_sample(model_id: str, sample_key: str, target: int, _loaded: LoadedWorkspace,
+                   _tensor: torch.Tensor) -> SampleCams:
+    """One forward and one backward for all six methods x every Conv2d, for one image and one target class.
+
+    Keyed by (model id, sample key, target): switching layer or method, or moving the opacity/colormap, reuses
+    it. The misclassified comparison asks for the predicted and the true class as two entries, which on a CPU
+    was faster than the engine's batched-over-targets backward for K=2 when measured.
+    """
+    with _loaded.lock:
+        result = _loaded.engine.explain(_tensor, layers=None, targets=int(target), methods=METHOD_NAMES)
+    cams = {method: {layer: np.ascontiguousarray(maps[0]) for layer, maps in per.items()}
+            for method, per in result.cams.items()}
+    return SampleCams(target=int(target), logits=np.asarray(result.logits[0]), cams=cams)

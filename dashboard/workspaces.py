@@ -1,0 +1,88 @@
+"""The workspace picker and the loaded model every page shares.
+
+A workspace's model is loaded once per server process with ``st.cache_resource`` and shared by every browser
+session, together with its ``CamEngine`` and that engine's per-model lock: every computation on the model runs
+under the lock (the engine takes it too; it is re-entrant).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+import torch
+
+from dashboard.cli import workspace_from_argv
+from gradcam_core import CamEngine, layer_output_shapes, list_conv_layers
+from models import list_workspaces, load_workspace
+
+
+@dataclass(eq=False)
+class LoadedWorkspace:
+    """A workspace ready to explain: the ``models`` Workspace plus what the pages need from its model."""
+
+    key: str  # what the picker and the URL use: a bundled name or the --workspace path
+    workspace: Any  # models.Workspace
+    engine: CamEngine
+    layers: list[str]  # list_conv_layers(model), in named_modules() order
+    layer_shapes: dict[str, tuple[int, int, int]]  # layer -> (C, H, W) of its output for the input size
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self.engine.lock
+
+    @property
+    def model_id(self) -> str:
+        return self.workspace.model_id
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.workspace.class_names)
+
+    @property
+    def default_layer(self) -> str:
+        default = getattr(self.workspace, "default_layer", None)
+        return default if default in self.layers else self.layers[-1]
+
+    def device_label(self) -> str:
+        device = self.engine.device
+        if device.type == "cuda":
+            return f"{device} ({torch.cuda.get_device_name(device)})"
+        return str(device)
+
+
+def workspace_choices(cli_workspace: str | None = None) -> list[str]:
+    """The picker's options: the ``--workspace`` file first (it is what the user asked for), then the bundled
+    workspaces, default first."""
+    cli_workspace = workspace_from_argv() if cli_workspace is None else cli_workspace
+    bundled = list(list_workspaces())
+    return ([cli_workspace] if cli_workspace and cli_workspace not in bundled else []) + bundled
+
+
+def workspace_label(key: str) -> str:
+    if key.endswith(".toml") or "/" in key or "\\" in key:
+        return f"{Path(key).name} (from --workspace)"
+    return key
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def load(key: str) -> LoadedWorkspace:
+    """Load a workspace's model and test set once per process; raises ``models.WorkspaceError``."""
+    workspace = load_workspace(key)
+    engine = CamEngine(workspace.model)
+    with engine.lock:
+        layers = list_conv_layers(workspace.model)
+        shapes = layer_output_shapes(workspace.model, tuple(workspace.input_size)) if layers else {}
+    return LoadedWorkspace(key=key, workspace=workspace, engine=engine, layers=layers, layer_shapes=shapes)
+
+
+def is_warning(workspace: Any) -> bool:
+    """Whether the workspace's description is a warning to show prominently (the shortcut model's story)."""
+    notes = getattr(workspace, "notes", None) or {}
+    if notes.get("warning") or notes.get("shortcut"):
+        return True
+    text = f"{getattr(workspace, 'name', '')} {getattr(workspace, 'description', '')}".lower()
+    return "shortcut" in text or text.lstrip().startswith("warning")
