@@ -1,7 +1,21 @@
-"""Grad-CAM dashboard entry point (placeholder until the explorer page lands)."""
+"""Grad-CAM dashboard: ``streamlit run app.py [-- --workspace path/to/workspace.toml]``.
+
+Sets up the page, the navigation over pages/ and the sidebar's workspace picker; the chosen page then runs with
+the loaded workspace (``dashboard.shell.current()``).
+"""
 
 import streamlit as st
 
-st.set_page_config(page_title="Grad-CAM dashboard", page_icon="🔥", layout="wide")
-st.title("Grad-CAM dashboard")
-st.write("The explorer is being built; the engine lives in `gradcam_core`.")
+from dashboard.shell import apply_style, render_shell
+
+st.set_page_config(page_title="Grad-CAM dashboard", page_icon="🔥", layout="wide", initial_sidebar_state="expanded")
+
+# One line per view.
+PAGES = [
+    st.Page("pages/explorer.py", title="Grad-CAM explorer", icon="🔥", default=True),
+]
+
+page = st.navigation(PAGES)
+apply_style()
+if render_shell() is not None:
+    page.run()

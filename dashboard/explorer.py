@@ -1,0 +1,165 @@
+"""The explorer page's session state and its larger widgets (gallery, layer strip).
+
+Widget values live in ``st.session_state`` under ``explorer.*`` keys. They are seeded once per session from the
+URL (validated by ``view_state``), reset to defaults when the workspace changes, re-seeded from the last view when
+Streamlit dropped them (after a visit to another page), and written back to the URL after every run.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+import streamlit as st
+
+from dashboard import compute, figures
+from dashboard.sampling import CLASS_FILTER_PREFIX, FILTER_ALL, FILTER_CORRECT, FILTER_WRONG, filter_options
+from dashboard.view_state import ViewOptions, ViewState, default_state, parse_query_params
+from dashboard.workspaces import LoadedWorkspace
+
+WIDGET_KEYS = {
+    "seed": "explorer.seed",
+    "filter": "explorer.filter",
+    "layer": "explorer.layer",
+    "method": "explorer.method",
+    "target": "explorer.target",
+    "opacity": "explorer.opacity",
+    "colormap": "explorer.colormap",
+}
+SAMPLE_KEY = "explorer.sample"  # selected test index, or None for the gallery's first image
+SOURCE_KEY = "explorer.source"  # "test" or "upload": what the view shows
+UPLOAD_KEY = "explorer.upload"
+_VIEW_KEY = "explorer._view"  # (workspace key, last ViewState)
+
+
+def restore_view(loaded: LoadedWorkspace, options: ViewOptions) -> list[str]:
+    """Seed the widgets' state before they are drawn; returns warnings about values the URL got wrong."""
+    state = st.session_state
+    saved = state.get(_VIEW_KEY)
+    warnings: list[str] = []
+    if saved is None or saved[0] != loaded.key:
+        if saved is None:  # first run of this session: the shared link decides
+            view, warnings = parse_query_params(st.query_params.to_dict(), options)
+        else:  # another workspace was picked: its layers and classes differ, start from its defaults
+            view = default_state(options)
+        for key in WIDGET_KEYS.values():
+            state.pop(key, None)
+        state[SAMPLE_KEY] = view.sample if isinstance(view.sample, int) else None
+        state[SOURCE_KEY] = "test"
+        saved = (loaded.key, view)
+        state[_VIEW_KEY] = saved
+    for field, key in WIDGET_KEYS.items():
+        if key not in state:
+            state[key] = getattr(saved[1], field)
+    state.setdefault(SAMPLE_KEY, None)
+    state.setdefault(SOURCE_KEY, "test")
+    return warnings
+
+
+def remember_view(loaded: LoadedWorkspace, view: ViewState) -> None:
+    st.session_state[_VIEW_KEY] = (loaded.key, view)
+
+
+# --------------------------------------------------------------------------------------------- callbacks
+def select_sample(index: int) -> None:
+    st.session_state[SAMPLE_KEY] = int(index)
+    st.session_state[SOURCE_KEY] = "test"
+
+
+def reset_sample() -> None:
+    """A new seed or filter shows a new gallery: select its first image."""
+    st.session_state[SAMPLE_KEY] = None
+    st.session_state[SOURCE_KEY] = "test"
+
+
+def shuffle() -> None:
+    st.session_state[WIDGET_KEYS["seed"]] = secrets.randbelow(100_000)
+    reset_sample()
+
+
+def select_layer(layer: str) -> None:
+    st.session_state[WIDGET_KEYS["layer"]] = layer
+
+
+def on_upload() -> None:
+    st.session_state[SOURCE_KEY] = "upload" if st.session_state.get(UPLOAD_KEY) is not None else "test"
+
+
+def show_upload() -> None:
+    st.session_state[SOURCE_KEY] = "upload"
+
+
+# --------------------------------------------------------------------------------------------- gallery
+def short(name: str, limit: int = 14) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def filter_label(value: str, class_names: list[str]) -> str:
+    if value.startswith(CLASS_FILTER_PREFIX):
+        return f"Class: {class_names[int(value[len(CLASS_FILTER_PREFIX):])]}"
+    return {FILTER_ALL: "All", FILTER_CORRECT: "Correct only", FILTER_WRONG: "Misclassified only"}[value]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def gallery_thumbnails(model_id: str, workspace_key: str, indices: tuple[int, ...], correct: tuple[bool, ...],
+                       _loaded: LoadedWorkspace) -> list[np.ndarray]:
+    test_set = _loaded.workspace.test_set
+    return [figures.thumbnail(test_set.image(i), ok) for i, ok in zip(indices, correct, strict=True)]
+
+
+def render_gallery_controls(class_names: list[str]) -> None:
+    seed_col, shuffle_col, filter_col = st.columns([1, 1, 1.5], vertical_alignment="bottom")
+    seed_col.number_input("Seed", min_value=0, max_value=2**32 - 1, step=1, key=WIDGET_KEYS["seed"],
+                          on_change=reset_sample, help="The 20 images are drawn at random with this seed.")
+    shuffle_col.button("Shuffle", icon=":material/shuffle:", on_click=shuffle, width="stretch",
+                       help="Draw 20 other test images (a new random seed)")
+    filter_col.selectbox("Show", filter_options(len(class_names)), key=WIDGET_KEYS["filter"],
+                         format_func=lambda v: filter_label(v, class_names), on_change=reset_sample)
+
+
+def render_gallery(loaded: LoadedWorkspace, predictions: compute.TestPredictions, indices: np.ndarray,
+                   selected: int | None) -> None:
+    class_names = loaded.class_names
+    correct = predictions.correct
+    st.caption(f"The model gets {int(correct.sum())} of {len(correct)} test images right "
+               f"({predictions.accuracy:.1%}). Green ✓ correct · red ✗ misclassified, as true → predicted.")
+    if len(indices) == 0:
+        st.info("No test image matches this filter (for 'Misclassified only': the model gets every test image "
+                "right).")
+        return
+    thumbs = gallery_thumbnails(loaded.model_id, loaded.key, tuple(int(i) for i in indices),
+                                tuple(bool(correct[i]) for i in indices), loaded)
+    grid = st.grid(5, gap="xsmall", min_column_width=64)
+    for index, thumb in zip(indices, thumbs, strict=True):
+        index = int(index)
+        true_name, pred_name = class_names[predictions.labels[index]], class_names[predictions.predicted[index]]
+        ok = bool(correct[index])
+        # Two lines for every cell, so the buttons of a row line up.
+        caption = f":green[✓ {true_name}]  \n:gray[correct]" if ok else f":red[✗ {true_name}]  \n→ {pred_name}"
+        with grid.cell():
+            st.image(thumb, width="stretch", caption=caption)
+            st.button(
+                f"#{index}", key=f"explorer.pick.{index}", on_click=select_sample, args=(index,), width="stretch",
+                type="primary" if index == selected else "secondary",
+                help=f"Show test image #{index} · true: {true_name} · predicted: {pred_name} "
+                     f"({'correct' if ok else 'misclassified'})",
+            )
+    if selected is not None and selected not in set(int(i) for i in indices):
+        st.caption(f"The image on the right (#{selected}) is not among these 20.")
+
+
+# ------------------------------------------------------------------------------------------- layer strip
+def render_layer_strip(loaded: LoadedWorkspace, pixels: np.ndarray, maps: dict[str, np.ndarray], current: str,
+                       opacity: float, colormap: str) -> None:
+    """A small overlay per conv layer, shallow to deep; the button under each selects that layer."""
+    factor = figures.display_factor(*pixels.shape[:2], target=112)
+    small = figures.enlarge(pixels, factor)
+    many = len(loaded.layers) > 16
+    grid = st.grid("auto", min_column_width=104, gap="small", height=420 if many else "content")
+    for layer in loaded.layers:
+        channels, height, width = loaded.layer_shapes.get(layer, (0, 0, 0))
+        with grid.cell():
+            st.image(figures.overlay_picture(small, maps[layer], opacity, colormap), width="stretch")
+            st.button(short(layer, 18), key=f"explorer.strip.{layer}", on_click=select_layer, args=(layer,),
+                      type="primary" if layer == current else "secondary", width="stretch",
+                      help=f"{layer} · output {channels}×{height}×{width}")

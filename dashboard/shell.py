@@ -1,0 +1,116 @@
+"""What every page shares, drawn by app.py: the sidebar's workspace picker and facts, and the loaded workspace.
+
+A workspace that fails to load shows an error in the page (no traceback) while the picker stays usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import streamlit as st
+
+from dashboard.view_state import WORKSPACE_PARAM
+from dashboard.workspaces import LoadedWorkspace, is_warning, load, workspace_choices, workspace_label
+from models import WorkspaceError
+
+WORKSPACE_KEY = "ws"
+_LOADED_KEY = "_loaded_workspace"
+
+
+def set_query_params(values: Mapping[str, str]) -> None:
+    """Write only what changed: each write is a message to the browser."""
+    for key, value in values.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+
+
+def _pick_workspace(choices: list[str]) -> str:
+    if WORKSPACE_KEY not in st.session_state:  # first run of this browser session: the link decides
+        requested = st.query_params.get(WORKSPACE_PARAM)
+        if requested in choices:
+            st.session_state[WORKSPACE_KEY] = requested
+        else:
+            st.session_state[WORKSPACE_KEY] = choices[0]
+            if requested:
+                st.warning(f"The link's workspace {requested!r} is not available on this server "
+                           f"(available: {', '.join(choices)}); showing {choices[0]!r} instead.")
+    elif st.session_state[WORKSPACE_KEY] not in choices:
+        st.session_state[WORKSPACE_KEY] = choices[0]
+    return st.sidebar.selectbox(
+        "Workspace", choices, key=WORKSPACE_KEY, format_func=workspace_label,
+        help="A model with its test images. Bundled ones, plus a TOML file given with "
+             "`streamlit run app.py -- --workspace path.toml` (or `make run WORKSPACE=path.toml`).",
+    )
+
+
+def _describe(loaded: LoadedWorkspace) -> None:
+    workspace = loaded.workspace
+    sidebar = st.sidebar
+    sidebar.markdown(f"**{workspace.title}**")
+    description = str(getattr(workspace, "description", "") or "")
+    if description:
+        if is_warning(workspace):
+            sidebar.warning(description, icon=":material/warning:")
+        else:
+            sidebar.info(description)
+    accuracy = workspace.test_accuracy
+    left, right = sidebar.columns(2)
+    left.metric("Test accuracy", "n/a" if accuracy is None else f"{accuracy:.1%}",
+                help="As recorded for this model's test split" if accuracy is not None else
+                "This workspace records no test accuracy")
+    right.metric("Device", loaded.engine.device.type.upper(), help=f"Computations run on {loaded.device_label()}")
+    height, width = workspace.input_size
+    sidebar.caption(
+        f"{len(loaded.class_names)} classes · input {height}×{width} · {len(workspace.test_set)} test images · "
+        f"{len(loaded.layers)} conv layers  \nmodel id `{loaded.model_id}`"
+    )
+
+
+def render_shell() -> LoadedWorkspace | None:
+    """Draw the sidebar and load the chosen workspace; None (with an error shown) when it does not load."""
+    st.session_state.pop(_LOADED_KEY, None)
+    try:
+        choices = workspace_choices()
+    except Exception as err:  # the registry itself failed: nothing to pick from
+        st.error(f"Could not list the workspaces: {err}")
+        return None
+    key = _pick_workspace(choices)
+    set_query_params({WORKSPACE_PARAM: key})
+    try:
+        with st.spinner(f"Loading workspace {workspace_label(key)}…", show_time=True):
+            loaded = load(key)
+    except WorkspaceError as err:
+        st.error(f"**Workspace {workspace_label(key)!r} could not be loaded.**\n\n{err}\n\n"
+                 "Fix the workspace file, or pick another workspace in the sidebar.", icon=":material/block:")
+        return None
+    except Exception as err:  # a broken checkpoint or user code in a workspace: still a message, not a crash
+        st.error(f"**Workspace {workspace_label(key)!r} could not be loaded:** {type(err).__name__}: {err}\n\n"
+                 "Pick another workspace in the sidebar.", icon=":material/block:")
+        with st.expander("Technical details"):
+            st.exception(err)
+        return None
+    if not loaded.layers:
+        st.error(f"The model of workspace {workspace_label(key)!r} has no Conv2d layer, so there is nothing for "
+                 "Grad-CAM to explain. Pick another workspace in the sidebar.", icon=":material/block:")
+        return None
+    _describe(loaded)
+    if is_warning(loaded.workspace):
+        st.warning(f"**{loaded.workspace.title}:** {loaded.workspace.description}", icon=":material/warning:")
+    untrained = (getattr(loaded.workspace, "notes", None) or {}).get("untrained")
+    if untrained:
+        st.warning(f"**Untrained model:** {untrained}", icon=":material/warning:")
+    st.session_state[_LOADED_KEY] = loaded
+    return loaded
+
+
+def current() -> LoadedWorkspace:
+    """The workspace app.py loaded for this run (pages call this)."""
+    loaded = st.session_state.get(_LOADED_KEY)
+    if loaded is None:
+        raise RuntimeError("no workspace is loaded; run the dashboard with `streamlit run app.py`, not a page file")
+    return loaded
+
+
+def apply_style() -> None:
+    """A little less empty space above the page title (Streamlit's default is made for a top navigation bar)."""
+    st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem;padding-bottom:3rem}</style>")
