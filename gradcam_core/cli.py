@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from gradcam_core.engine import CamEngine
+from gradcam_core.images import ImageLoadError, load_image
 from gradcam_core.layers import list_conv_layers
 from gradcam_core.methods import CAM_METHODS, METHOD_NAMES
 from gradcam_core.render import COLORMAPS, denormalise, heatmap_image, overlay, upsample
@@ -69,7 +70,7 @@ def _load_model(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image
 
     if not 0.0 <= args.alpha <= 1.0:
         print(f"error: --alpha must be in [0, 1], got {args.alpha}", file=sys.stderr)
@@ -87,13 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give an image file to explain (or --list-layers)", file=sys.stderr)
         return 2
     try:
-        with Image.open(args.image) as opened:
-            image = ImageOps.exif_transpose(opened).convert("RGB")
-    except FileNotFoundError:
-        print(f"error: image file not found: {args.image}", file=sys.stderr)
-        return 2
-    except (UnidentifiedImageError, OSError) as exc:
-        print(f"error: cannot read {args.image} as an image ({exc}); use a PNG or JPEG file", file=sys.stderr)
+        image = load_image(args.image)
+    except ImageLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
     layer = args.layer or layers[-1]
