@@ -1,0 +1,85 @@
+"""The shipped checkpoints: they load fast, meet their accuracy on the regenerated test split, and Grad-CAM
+points where the model card says it does (on the object for `shapes`, on the marker for `shapes-shortcut`)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from models import checkpoint_sha256, load_workspace
+from models.evaluate import accuracy, pointing_game, predict
+from models.registry import BUNDLED_MODELS, CHECKPOINT_DIR
+
+
+@pytest.mark.parametrize("name", list(BUNDLED_MODELS))
+def test_checkpoint_is_committed_small_safetensors_with_a_card(name):
+    entry = BUNDLED_MODELS[name]
+    path = CHECKPOINT_DIR / entry.checkpoint
+    assert path.suffix == ".safetensors" and path.is_file(), f"run `python -m models.train {name}`"
+    assert path.stat().st_size < 10_000_000
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["sha256"] == checkpoint_sha256(path)
+    assert {"seed", "date", "epochs", "train_seconds", "metrics"} <= set(card)
+    assert card["train_seconds"] < 15 * 60
+
+
+@pytest.mark.parametrize("name", list(BUNDLED_MODELS))
+def test_bundled_workspace_loads_fast_and_is_ready(name):
+    start = time.perf_counter()
+    ws = load_workspace(name)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.5, f"loading {name} took {elapsed:.2f} s"
+    assert ws.name == name and ws.title and ws.description
+    assert "untrained" not in ws.notes
+    assert ws.model_id == f"{name}:{checkpoint_sha256(CHECKPOINT_DIR / f'{name}.safetensors')[:12]}"
+    assert not ws.model.training and next(ws.model.parameters()).device.type == "cpu"
+    assert ws.test_accuracy is not None
+
+
+def test_shapes_accuracy_on_the_regenerated_test_split(shapes_ws):
+    measured = accuracy(shapes_ws.model, shapes_ws.test_set)
+    assert measured >= 0.95
+    assert measured == pytest.approx(shapes_ws.test_accuracy, abs=1e-4)  # the card tells the truth
+    assert measured < 1.0  # a few genuine errors are left to browse
+
+
+def test_digits_accuracy_on_the_test_split(digits_ws):
+    measured = accuracy(digits_ws.model, digits_ws.test_set)
+    assert measured >= 0.97
+    assert measured == pytest.approx(digits_ws.test_accuracy, abs=1e-4)
+
+
+def test_shortcut_model_is_good_on_aligned_markers_and_bad_on_shuffled_ones(shortcut_ws):
+    from models.datasets import shapes_val_set
+
+    validation = accuracy(shortcut_ws.model, shapes_val_set(shortcut_ws.transform, marker="aligned"))
+    test = accuracy(shortcut_ws.model, shortcut_ws.test_set)
+    assert validation >= 0.9
+    assert test < validation - 0.3, (validation, test)
+    assert test == pytest.approx(shortcut_ws.test_accuracy, abs=1e-4)
+    assert shortcut_ws.notes["metrics"]["val_accuracy"] == pytest.approx(validation, abs=1e-4)
+    assert "marker, not the shape" in shortcut_ws.description and "Grad-CAM shows it" in shortcut_ws.description
+
+
+def test_pointing_game_shapes_cam_peak_is_on_the_object(shapes_ws):
+    """>= 90% of correctly classified test images: the last conv layer's Grad-CAM peak, upsampled to 64 px,
+    is inside the object mask dilated by 3 px."""
+    result = pointing_game(shapes_ws.model, shapes_ws.test_set, shapes_ws.default_layer, dilation=3)
+    assert result["images"] >= 0.95 * len(shapes_ws.test_set)
+    assert result["on_object"] >= 0.90, result
+
+
+def test_shortcut_cam_peak_lands_on_the_marker_far_more_than_the_shapes_models(shapes_ws, shortcut_ws):
+    test = shortcut_ws.test_set  # shuffled markers: same scenes as the shapes test split plus a marker
+    subset = np.arange(0, len(test), 2)
+    shortcut = pointing_game(shortcut_ws.model, test, shortcut_ws.default_layer, only_correct=False, indices=subset)
+    honest = pointing_game(shapes_ws.model, test, shapes_ws.default_layer, only_correct=False, indices=subset)
+    assert shortcut["on_marker"] >= 0.5, shortcut
+    assert shortcut["on_marker"] >= 5 * max(honest["on_marker"], 0.02), (shortcut, honest)
+    # and the shortcut model mostly predicts the marker's class, not the shape's
+    predicted = predict(shortcut_ws.model, test, subset)
+    marker_classes = test.batch.marker_classes[subset]
+    assert (predicted == marker_classes).mean() > (predicted == test.labels[subset]).mean()
