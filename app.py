@@ -6,9 +6,9 @@ the loaded workspace (``dashboard.shell.current()``).
 
 import streamlit as st
 
-from dashboard.shell import apply_style, render_shell
+from dashboard.shell import forget_workspace, render_shell, setup_page
 
-st.set_page_config(page_title="Grad-CAM dashboard", page_icon="🔥", layout="wide", initial_sidebar_state="expanded")
+setup_page()
 
 # One line per view.
 PAGES = [
@@ -16,6 +16,8 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-apply_style()
-if render_shell() is not None:
-    page.run()
+try:
+    if render_shell() is not None:
+        page.run()
+finally:
+    forget_workspace()

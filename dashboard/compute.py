@@ -10,20 +10,18 @@ target classes); the loaded workspace and tensors travel as ``_``-prefixed argum
 from __future__ import annotations
 
 import hashlib
-import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from dashboard.workspaces import LoadedWorkspace
 from gradcam_core import METHOD_NAMES, denormalise
+from gradcam_core.images import ImageLoadError, load_image
 
 PREDICT_BATCH = 128
-MAX_UPLOAD_PIXELS = 40_000_000  # decoding more would take seconds and gigabytes; no classifier needs it
 
 
 @dataclass
@@ -114,46 +112,13 @@ class UploadError(ValueError):
 
 
 def decode_image(data: bytes, file_name: str = "the file") -> Image.Image:
-    """Bytes of an image file -> RGB PIL image, or ``UploadError`` saying what is wrong with the file."""
-    if not data:
-        raise UploadError(f"{file_name} is empty (0 bytes); choose an image file (PNG, JPEG, BMP, GIF, WebP, TIFF).")
+    """Bytes of an image file -> upright RGB PIL image, via the project's one safe decoder
+    (``gradcam_core.images.load_image``); ``UploadError`` says what is wrong with the file."""
+    max_bytes = int(st.get_option("server.maxUploadSize")) * 1024 * 1024
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > MAX_UPLOAD_PIXELS:
-                raise UploadError(
-                    f"{file_name} is {width}×{height} pixels, more than the {MAX_UPLOAD_PIXELS // 1_000_000} million "
-                    "this dashboard decodes; resize it first (the model sees a much smaller input anyway)."
-                )
-            image.seek(0)  # first frame of an animation
-            image.load()
-    except UploadError:
-        raise
-    except UnidentifiedImageError:
-        raise UploadError(
-            f"{file_name} is not an image file Pillow can read; upload a PNG, JPEG, BMP, GIF, WebP or TIFF."
-        ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UploadError(f"{file_name} is too large to decode safely; resize it first.") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise UploadError(f"{file_name} looks damaged or truncated and could not be decoded ({err}).") from None
-    return to_rgb(image)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB for any mode: 16-bit/float greyscale rescaled to 8 bits, transparency flattened onto white."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        low, high = float(array.min()), float(array.max())
-        scaled = (array - low) / (high - low) * 255 if high > low else np.zeros_like(array)
-        return Image.fromarray(np.rint(scaled).astype(np.uint8)).convert("RGB")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+        return load_image(data, name=file_name, max_bytes=max_bytes)
+    except ImageLoadError as err:
+        raise UploadError(str(err)) from None
 
 
 def upload_sha256(data: bytes) -> str:

@@ -14,6 +14,7 @@ from dashboard.workspaces import LoadedWorkspace, is_warning, load, workspace_ch
 from models import WorkspaceError
 
 WORKSPACE_KEY = "ws"
+LINK_ICON = ":material/link:"  # marks warnings about the URL the page was opened with
 _LOADED_KEY = "_loaded_workspace"
 
 
@@ -33,7 +34,7 @@ def _pick_workspace(choices: list[str]) -> str:
             st.session_state[WORKSPACE_KEY] = choices[0]
             if requested:
                 st.warning(f"The link's workspace {requested!r} is not available on this server "
-                           f"(available: {', '.join(choices)}); showing {choices[0]!r} instead.")
+                           f"(available: {', '.join(choices)}); showing {choices[0]!r} instead.", icon=LINK_ICON)
     elif st.session_state[WORKSPACE_KEY] not in choices:
         st.session_state[WORKSPACE_KEY] = choices[0]
     return st.sidebar.selectbox(
@@ -103,14 +104,29 @@ def render_shell() -> LoadedWorkspace | None:
     return loaded
 
 
+def forget_workspace() -> None:
+    """Called by app.py after the page ran, so a page never sees a workspace loaded by an earlier run."""
+    st.session_state.pop(_LOADED_KEY, None)
+
+
 def current() -> LoadedWorkspace:
-    """The workspace app.py loaded for this run (pages call this)."""
+    """The workspace app.py loaded for this run (pages call this).
+
+    When app.py did not run, the page draws the shell itself. Streamlit does that for the first request a fresh
+    server gets when the URL names a page (``/explorer``): with a folder called ``pages/`` next to app.py it
+    starts in its old multipage mode and runs the page file alone, until app.py's ``st.navigation`` has run once.
+    """
     loaded = st.session_state.get(_LOADED_KEY)
     if loaded is None:
-        raise RuntimeError("no workspace is loaded; run the dashboard with `streamlit run app.py`, not a page file")
+        setup_page()
+        loaded = render_shell()
+        if loaded is None:
+            st.stop()
     return loaded
 
 
-def apply_style() -> None:
-    """A little less empty space above the page title (Streamlit's default is made for a top navigation bar)."""
+def setup_page() -> None:
+    st.set_page_config(page_title="Grad-CAM dashboard", page_icon="🔥", layout="wide",
+                       initial_sidebar_state="expanded")
+    # A little less empty space above the page title (Streamlit's default leaves room for a top navigation bar).
     st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem;padding-bottom:3rem}</style>")

@@ -14,7 +14,7 @@ import streamlit as st
 from dashboard import compute, explorer, figures
 from dashboard.explorer import SAMPLE_KEY, SOURCE_KEY, UPLOAD_KEY, WIDGET_KEYS
 from dashboard.sampling import lead_index, sample_gallery
-from dashboard.shell import current, set_query_params
+from dashboard.shell import LINK_ICON, current, set_query_params
 from dashboard.view_state import (
     TARGET_PREDICTED,
     TARGET_TRUE,
@@ -44,7 +44,7 @@ st.title("Grad-CAM explorer", anchor=False)
 st.caption(f"**{workspace.title}**: where does the model look when it decides? Pick an image on the left, then a "
            "layer, a method and a target class.")
 for warning in link_warnings:
-    st.warning(warning, icon=":material/link:")
+    st.warning(warning, icon=LINK_ICON)
 
 gallery_col, view_col = st.columns([1.7, 3], gap="large")
 with gallery_col:
