@@ -1,0 +1,231 @@
+"""The explorer page through Streamlit's AppTest: what a user sees and what it costs."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from dashboard.explorer import SAMPLE_KEY, UPLOAD_KEY, WIDGET_KEYS
+from dashboard.sampling import GALLERY_SIZE
+from dashboard.shell import LINK_ICON
+from gradcam_core import CAM_METHODS, list_conv_layers
+from models import DEFAULT_WORKSPACE, load_workspace
+from tests.app.helpers import APP, RUN_TIMEOUT, assert_clean, image_by_caption, main_images, run_app
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return load_workspace(DEFAULT_WORKSPACE)
+
+
+def gallery_buttons(at):
+    return [b for b in at.button if str(b.key).startswith("explorer.pick.")]
+
+
+def strip_buttons(at):
+    return [b for b in at.button if str(b.key).startswith("explorer.strip.")]
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_first_render_shows_one_explained_image_and_the_gallery(engine_calls, shapes):
+    at = run_app()
+    assert_clean(at)
+    assert at.title[0].value == "Grad-CAM explorer"
+    views = main_images(at)
+    assert len(set(views.values())) == 3
+    assert at.get("plotly_chart"), "the top-5 chart is missing"
+    assert len(gallery_buttons(at)) == GALLERY_SIZE
+    assert [b.label for b in at.download_button] == ["overlay.png", "heatmap.png", "map.npy", "view.json"]
+    # Only the selected image is explained (its predicted class, plus the true class when misclassified) —
+    # never the 20 gallery images — and each call is a single image.
+    assert 1 <= engine_calls["explain"] <= 2
+    assert engine_calls.explain_batches == [1] * engine_calls["explain"]
+    assert engine_calls["explain_classes"] == engine_calls["explain_topk"] == 0
+    assert at.query_params["ws"] == DEFAULT_WORKSPACE
+    assert at.query_params["layer"] == shapes.default_layer
+
+
+def test_every_page_renders():
+    at = run_app()
+    pages = sorted((APP.parent / "pages").glob("*.py"))
+    assert pages
+    for page in pages:  # switch_page refuses a file st.navigation did not register: no page is forgotten
+        at.switch_page(str(page.relative_to(APP.parent))).run()
+        assert_clean(at)
+        assert at.title, f"{page.name} drew no title"
+        assert at.selectbox(key="ws").value == DEFAULT_WORKSPACE, f"{page.name} lost the sidebar"
+
+
+def test_a_page_run_without_app_py_draws_the_shell_itself():
+    # What Streamlit does for the first request of a fresh server to /explorer (see dashboard.shell.current).
+    at = AppTest.from_file(str(APP.parent / "pages" / "explorer.py"), default_timeout=RUN_TIMEOUT).run()
+    assert_clean(at)
+    assert at.selectbox(key="ws").value == DEFAULT_WORKSPACE
+    main_images(at)
+
+
+def test_layer_picker_offers_exactly_the_conv_layers_with_shapes(shapes):
+    at = run_app()
+    picker = at.selectbox(key=WIDGET_KEYS["layer"])
+    layers = list_conv_layers(shapes.model)
+    assert [option.split(" · ")[0] for option in picker.options] == layers
+    assert all("×" in option.split(" · ")[1] for option in picker.options)
+    assert picker.value == shapes.default_layer
+    assert [b.key for b in strip_buttons(at)] == [f"explorer.strip.{name}" for name in layers]
+
+
+def test_opacity_colormap_layer_and_method_changes_do_not_call_the_engine(engine_calls, shapes):
+    at = run_app()
+    before_calls = dict(engine_calls)
+    first = main_images(at)
+
+    at.slider(key=WIDGET_KEYS["opacity"]).set_value(0.85).run()
+    assert_clean(at)
+    after_opacity = main_images(at)
+    assert after_opacity["overlay"] != first["overlay"]
+    assert after_opacity["heatmap"] == first["heatmap"]
+
+    at.selectbox(key=WIDGET_KEYS["colormap"]).set_value("viridis").run()
+    after_colormap = main_images(at)
+    assert after_colormap["heatmap"] != first["heatmap"]
+    assert after_colormap["overlay"] != after_opacity["overlay"]
+    assert dict(engine_calls) == before_calls, "moving opacity or colormap recomputed something"
+
+    # Layers and methods come from the same cached pass, too.
+    at.selectbox(key=WIDGET_KEYS["layer"]).set_value(list_conv_layers(shapes.model)[2]).run()
+    at.segmented_control(key=WIDGET_KEYS["method"]).set_value("layercam").run()
+    assert_clean(at)
+    assert main_images(at)["heatmap"] != after_colormap["heatmap"]
+    assert dict(engine_calls) == before_calls
+
+
+def test_layer_strip_selects_a_layer(engine_calls, shapes):
+    at = run_app()
+    calls = dict(engine_calls)
+    first_layer = list_conv_layers(shapes.model)[0]
+    at.button(key=f"explorer.strip.{first_layer}").click().run()
+    assert_clean(at)
+    assert at.selectbox(key=WIDGET_KEYS["layer"]).value == first_layer
+    assert at.query_params["layer"] == first_layer
+    assert dict(engine_calls) == calls
+
+
+def test_query_parameters_reproduce_the_view(shapes):
+    at = run_app()
+    at.number_input(key=WIDGET_KEYS["seed"]).set_value(7).run()
+    picked = gallery_buttons(at)[3]
+    picked.click().run()
+    layer = list_conv_layers(shapes.model)[4]
+    at.selectbox(key=WIDGET_KEYS["layer"]).set_value(layer)
+    at.segmented_control(key=WIDGET_KEYS["method"]).set_value("gradcampp")
+    at.selectbox(key=WIDGET_KEYS["target"]).set_value(2)
+    at.slider(key=WIDGET_KEYS["opacity"]).set_value(0.3)
+    at.selectbox(key=WIDGET_KEYS["colormap"]).set_value("inferno").run()
+    assert_clean(at)
+    link = dict(at.query_params)
+    sample = int(picked.key.rsplit(".", 1)[1])
+    assert link == {"ws": DEFAULT_WORKSPACE, "seed": "7", "filter": "all", "sample": str(sample), "layer": layer,
+                    "method": "gradcampp", "target": "2", "opacity": "0.3", "colormap": "inferno"}
+    view = main_images(at)
+    header = at.markdown[0].value if at.markdown else ""
+
+    fresh = run_app(link)  # a new browser session opening the shared link
+    assert_clean(fresh)
+    assert not [w.value for w in fresh.warning if w.icon == LINK_ICON]
+    assert fresh.session_state[SAMPLE_KEY] == sample
+    assert fresh.number_input(key=WIDGET_KEYS["seed"]).value == 7
+    assert fresh.selectbox(key=WIDGET_KEYS["layer"]).value == layer
+    assert fresh.segmented_control(key=WIDGET_KEYS["method"]).value == "gradcampp"
+    assert fresh.selectbox(key=WIDGET_KEYS["target"]).value == 2
+    assert fresh.slider(key=WIDGET_KEYS["opacity"]).value == pytest.approx(0.3)
+    assert fresh.selectbox(key=WIDGET_KEYS["colormap"]).value == "inferno"
+    assert main_images(fresh) == view
+    assert (fresh.markdown[0].value if fresh.markdown else "") == header
+    assert dict(fresh.query_params) == link
+
+
+def test_bad_query_parameters_fall_back_to_defaults_with_warnings(shapes):
+    at = run_app({"ws": "no-such-workspace", "seed": "-3", "filter": "class:99", "sample": "99999999",
+                  "layer": "layer9.conv", "method": "magic", "target": "zebra", "opacity": "2",
+                  "colormap": "rainbow"})
+    assert_clean(at)
+    warnings = " ".join(w.value for w in at.warning if w.icon == LINK_ICON)
+    for word in ("no-such-workspace", "seed", "filter", "sample", "layer9.conv", "magic", "zebra", "opacity",
+                 "rainbow"):
+        assert word in warnings, f"no warning mentions {word!r}: {warnings}"
+    assert at.selectbox(key=WIDGET_KEYS["layer"]).value == shapes.default_layer
+    assert at.segmented_control(key=WIDGET_KEYS["method"]).value == "gradcam"
+    assert at.query_params["ws"] == DEFAULT_WORKSPACE
+    main_images(at)
+
+
+def test_an_uploaded_image_is_explained_and_a_bad_file_is_refused(engine_calls, shapes):
+    at = run_app()
+    explains = engine_calls["explain"]
+    picture = np.asarray(shapes.test_set.image(0).resize((100, 80)))  # any size: the workspace transform resizes
+    at.file_uploader(key=UPLOAD_KEY).set_value(("mine.png", png(picture), "image/png")).run()
+    assert_clean(at)
+    assert any("Uploaded image · mine.png" in m.value for m in at.markdown)
+    assert engine_calls["explain"] == explains + 1
+    assert at.query_params["sample"].startswith("upload:")
+    assert "true" not in at.selectbox(key=WIDGET_KEYS["target"]).options
+    main_images(at)
+
+    at.file_uploader(key=UPLOAD_KEY).set_value(("notes.png", b"this is not an image", "image/png")).run()
+    assert not at.exception
+    assert any("Could not use notes.png" in e.value for e in at.error)
+    assert any(m.value.startswith("#### Test image #") for m in at.markdown)  # back on a test image
+    main_images(at)
+
+
+def test_misclassified_image_shows_predicted_and_true_class_maps(engine_calls):
+    at = run_app()
+    at.selectbox(key=WIDGET_KEYS["filter"]).set_value("misclassified").run()
+    assert_clean(at)
+    if not gallery_buttons(at):
+        pytest.skip("the default model makes no mistake on its test split")
+    assert any(m.value.startswith("##### Why **") for m in at.markdown)
+    image_by_caption(at, "heatmap · predicted:")
+    image_by_caption(at, "heatmap · true:")
+    # Switching the target to the true class reuses the comparison's cached maps.
+    calls = dict(engine_calls)
+    at.selectbox(key=WIDGET_KEYS["target"]).set_value("true").run()
+    assert_clean(at)
+    assert dict(engine_calls) == calls
+
+    at.selectbox(key=WIDGET_KEYS["filter"]).set_value("correct").run()
+    assert_clean(at)
+    assert not any(m.value.startswith("##### Why **") for m in at.markdown)
+
+
+def test_shuffle_draws_a_new_seeded_gallery():
+    at = run_app()
+    before = [b.key for b in gallery_buttons(at)]
+    shuffle = next(b for b in at.button if b.label == "Shuffle")
+    shuffle.click().run()
+    assert_clean(at)
+    seed = at.number_input(key=WIDGET_KEYS["seed"]).value
+    assert at.query_params["seed"] == str(seed)
+    after = [b.key for b in gallery_buttons(at)]
+    assert len(after) == GALLERY_SIZE
+    assert after != before or seed == 0
+
+
+def test_switching_workspace_resets_the_view_and_shows_the_shortcut_warning():
+    at = run_app()
+    at.selectbox(key="ws").set_value("shapes-shortcut").run()
+    assert_clean(at)
+    shortcut = load_workspace("shapes-shortcut")
+    assert at.query_params["ws"] == "shapes-shortcut"
+    assert any(shortcut.description[:40] in w.value for w in at.warning)
+    assert at.selectbox(key=WIDGET_KEYS["layer"]).value == shortcut.default_layer
+    assert any(CAM_METHODS["gradcam"].title in " ".join(i.captions) for i in at.image)
