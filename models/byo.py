@@ -200,7 +200,7 @@ def load_workspace_file(path: str | os.PathLike):
         raise model_f.error(f"num_classes = {num_classes} but there are {len(class_names)} class names "
                             f"({', '.join(class_names[:5])}{', ...' if len(class_names) > 5 else ''})",
                             "give exactly one name per classifier output", "class_names")
-    if not class_names:
+    if not class_names and "weights" not in raw["model"]:
         raise model_f.error("no class names: class_names is not set and the data folder has no class sub-folders",
                             "set class_names (a list or a file)", "class_names")
 
@@ -242,6 +242,8 @@ def load_workspace_file(path: str | os.PathLike):
             weights_file = file
         elif weights is not None:
             model, transform, categories = load_torchvision(arch, weights=weights)
+            if "class_names" not in raw["model"]:
+                class_names = categories  # the weights' own names; folders must match (or map to) them
             if len(categories) != len(class_names):
                 raise model_f.error(f"the {weights} weights of {arch} have {len(categories)} classes but "
                                     f"{len(class_names)} class names were given",

@@ -54,8 +54,8 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "shapes": Recipe(epochs=15, images_per_epoch=4000, batch_size=64, lr=3e-3, weight_decay=5e-4, seed=1000),
-    "shapes-shortcut": Recipe(epochs=15, images_per_epoch=4000, batch_size=64, lr=3e-3, weight_decay=5e-4,
+    "shapes": Recipe(epochs=20, images_per_epoch=4000, batch_size=64, lr=3e-3, weight_decay=5e-4, seed=1000),
+    "shapes-shortcut": Recipe(epochs=20, images_per_epoch=4000, batch_size=64, lr=3e-3, weight_decay=5e-4,
                               seed=2000, train_marker="aligned"),
     "digits": Recipe(epochs=20, images_per_epoch=1347, batch_size=64, lr=3e-3, weight_decay=5e-4, seed=3000),
 }

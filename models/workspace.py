@@ -50,6 +50,7 @@ class _Bundled:
     title: str
     description: str
     test_set: Callable[[Any], ImageSet]
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 _BUNDLED: dict[str, _Bundled] = {
@@ -70,6 +71,7 @@ _BUNDLED: dict[str, _Bundled] = {
             "which is why you check what a model looks at before trusting its validation accuracy."
         ),
         test_set=lambda transform: shapes_test_set(transform, marker="shuffled"),
+        notes={"shortcut": True, "warning": "validation accuracy is high only because of the marker"},
     ),
     "digits": _Bundled(
         title="Handwritten digits (scikit-learn)",
@@ -90,7 +92,7 @@ def list_workspaces() -> list[str]:
 def _load_bundled(name: str) -> Workspace:
     spec = _BUNDLED[name]
     entry = BUNDLED_MODELS[name]
-    notes: dict[str, Any] = {}
+    notes: dict[str, Any] = dict(spec.notes)
     if entry.trained:
         model = entry.build(weights=True)
         metadata = entry.metadata

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from models import checkpoint_sha256, load_workspace
+from models.datasets import digits_arrays
 from models.evaluate import accuracy, pointing_game, predict
 from models.registry import BUNDLED_MODELS, CHECKPOINT_DIR
+from models.shapes import cached_shapes
 
 
 @pytest.mark.parametrize("name", list(BUNDLED_MODELS))
@@ -28,10 +30,14 @@ def test_checkpoint_is_committed_small_safetensors_with_a_card(name):
 
 @pytest.mark.parametrize("name", list(BUNDLED_MODELS))
 def test_bundled_workspace_loads_fast_and_is_ready(name):
-    start = time.perf_counter()
+    """No training at load time: a cold load (test split regenerated) takes well under 2 s of CPU time (CPU,
+    not wall time, so that other jobs on a shared machine do not make this flaky)."""
+    cached_shapes.cache_clear()
+    digits_arrays.cache_clear()
+    start = time.process_time()
     ws = load_workspace(name)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.5, f"loading {name} took {elapsed:.2f} s"
+    elapsed = time.process_time() - start
+    assert elapsed < 2.0, f"loading {name} took {elapsed:.2f} s of CPU time"
     assert ws.name == name and ws.title and ws.description
     assert "untrained" not in ws.notes
     assert ws.model_id == f"{name}:{checkpoint_sha256(CHECKPOINT_DIR / f'{name}.safetensors')[:12]}"

@@ -192,3 +192,21 @@ def test_image_folder_without_images(byo_dir, tmp_path):
 def test_bad_toml_fields_name_the_field_and_the_expectation(byo_dir, text, pattern):
     with pytest.raises(WorkspaceError, match=pattern):
         load_workspace(_write(byo_dir, text))
+
+
+def test_pretrained_torchvision_weights_with_imagenet_folder_names(tmp_path, monkeypatch):
+    """weights = "DEFAULT": the weights' transform and ImageNet names; folders map to them via class_map."""
+    import models.torchvision_models as tvm
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(tvm, "_download", lambda *a: pytest.fail("tried to download a cached file"))
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), cache / "resnet18-f37072fd.pth")
+    write_image_folder(tmp_path / "images", classes=("tench", "n01443537"), per_class=1)
+    path = _write(tmp_path, 'name = "imagenet"\n[model]\narch = "resnet18"\nweights = "DEFAULT"\n'
+                            '[data]\nroot = "images"\nclass_map = { n01443537 = "goldfish" }\n')
+    ws = load_workspace(path)
+    assert len(ws.class_names) == 1000 and ws.input_size == (224, 224)
+    assert ws.test_set.labels.tolist() == [1, 0]  # goldfish (folder n01443537) sorts first, tench is class 0
+    assert ws.transform(ws.test_set.image(0)).shape == (3, 224, 224)
