@@ -119,6 +119,9 @@ def decode_image(data: bytes, file_name: str = "the file") -> Image.Image:
         return load_image(data, name=file_name, max_bytes=max_bytes)
     except ImageLoadError as err:
         raise UploadError(str(err)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:  # a header Pillow chokes on before decoding
+        raise UploadError(f"'{file_name}' is truncated or corrupt and could not be read ({err}); re-export or "
+                          "re-download it.") from None
 
 
 def upload_sha256(data: bytes) -> str:

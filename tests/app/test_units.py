@@ -1,0 +1,169 @@
+"""The explorer's plain functions: gallery sampling, URL state, the --workspace argument, the upload handler."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dashboard import compute
+from dashboard.cli import workspace_from_argv
+from dashboard.sampling import GALLERY_SIZE, MIN_MISCLASSIFIED, class_filter, lead_index, sample_gallery
+from dashboard.view_state import ViewOptions, ViewState, default_state, parse_query_params, to_query_params
+
+LAYERS = ["stem.0", "layer1.0.conv1", "layer2.1.conv2"]
+CLASSES = ["circle", "square", "triangle"]
+
+
+@pytest.fixture
+def split():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 500)
+    predicted = labels.copy()
+    predicted[:6] = (labels[:6] + 1) % 3  # 6 mistakes in 500: 1.2 %, a natural sample of 20 would show none
+    return labels, predicted
+
+
+# ------------------------------------------------------------------------------------------------ gallery
+def test_gallery_is_seeded_distinct_and_includes_misclassified(split):
+    labels, predicted = split
+    gallery = sample_gallery(labels, predicted, seed=3)
+    assert len(gallery) == GALLERY_SIZE == len(set(gallery.tolist()))
+    assert np.array_equal(gallery, sample_gallery(labels, predicted, seed=3))
+    assert not np.array_equal(gallery, sample_gallery(labels, predicted, seed=4))
+    assert (labels[gallery] != predicted[gallery]).sum() == MIN_MISCLASSIFIED
+    assert gallery[0] == lead_index(labels, 3)  # the first image needs no predictions
+
+
+def test_gallery_filters(split):
+    labels, predicted = split
+    wrong = sample_gallery(labels, predicted, 1, "misclassified")
+    assert len(wrong) == 6 and (labels[wrong] != predicted[wrong]).all()
+    right = sample_gallery(labels, predicted, 1, "correct")
+    assert len(right) == GALLERY_SIZE and (labels[right] == predicted[right]).all()
+    squares = sample_gallery(labels, predicted, 1, class_filter(1))
+    assert (labels[squares] == 1).all() and squares[0] == lead_index(labels, 1, class_filter(1))
+    assert len(sample_gallery(labels, labels, 1, "misclassified")) == 0
+    assert (labels[sample_gallery(labels, labels, 1)] == labels[sample_gallery(labels, labels, 1)]).all()
+
+
+def test_small_split_gives_every_image_once():
+    labels = np.array([0, 1, 2, 0, 1])
+    gallery = sample_gallery(labels, np.array([0, 1, 2, 1, 1]), seed=0)
+    assert sorted(gallery.tolist()) == [0, 1, 2, 3, 4]
+
+
+# ---------------------------------------------------------------------------------------------- URL state
+@pytest.fixture
+def options():
+    return ViewOptions(layers=LAYERS, default_layer=LAYERS[-1], class_names=CLASSES, num_test=100)
+
+
+def test_a_view_survives_the_url(options):
+    view = ViewState(layer="stem.0", seed=42, filter=class_filter(2), sample=17, method="eigencam", target=1,
+                     opacity=0.35, colormap="viridis")
+    parsed, warnings = parse_query_params(to_query_params(view), options)
+    assert warnings == []
+    assert parsed == view
+
+
+def test_url_values_are_accepted_in_friendly_forms(options):
+    parsed, warnings = parse_query_params({"target": "square", "filter": "class:triangle", "method": "LayerCAM",
+                                           "colormap": "Gray", "opacity": "0.333"}, options)
+    assert warnings == []
+    assert (parsed.target, parsed.filter, parsed.method, parsed.colormap, parsed.opacity) == (
+        1, "class:2", "layercam", "gray", 0.33)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("seed", "abc"), ("seed", "-1"), ("filter", "class:7"), ("filter", "wrong"), ("sample", "100"),
+    ("sample", "x"), ("layer", "layer9"), ("method", "gradcam3"), ("target", "99"), ("target", "dog"),
+    ("opacity", "nan"), ("opacity", "1.5"), ("colormap", "rainbow"),
+])
+def test_a_bad_url_value_falls_back_with_a_warning(options, key, value):
+    parsed, warnings = parse_query_params({key: value}, options)
+    assert len(warnings) == 1
+    assert repr(value) in warnings[0] or (key == "sample" and value in warnings[0])
+    assert getattr(parsed, key) == getattr(default_state(options), key)
+
+
+def test_a_mistyped_layer_gets_a_suggestion(options):
+    _, warnings = parse_query_params({"layer": "layer2.1.conv3"}, options)
+    assert "did you mean 'layer2.1.conv2'" in warnings[0]
+
+
+def test_an_upload_link_explains_that_uploads_are_not_shared(options):
+    parsed, warnings = parse_query_params({"sample": "upload:0123456789ab"}, options)
+    assert parsed.sample is None
+    assert "uploaded image" in warnings[0]
+
+
+# ---------------------------------------------------------------------------------------------- --workspace
+def test_workspace_argument():
+    assert workspace_from_argv(["--workspace", "my/ws.toml"]) == "my/ws.toml"
+    assert workspace_from_argv(["--workspace=my/ws.toml", "--other"]) == "my/ws.toml"
+    assert workspace_from_argv([]) is None
+    # pytest's own argv must never be taken for ours (no abbreviations either)
+    assert workspace_from_argv(["tests/app", "-q", "--work", "x", "-k", "workspace"]) is None
+
+
+# ---------------------------------------------------------------------------------------------- uploads
+class _Workspace:
+    """Just what prepare_upload uses: a transform, mean and std (a 32x32 resize and normalisation)."""
+
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+    @staticmethod
+    def transform(image):
+        import torch
+
+        array = np.asarray(image.resize((32, 32)), dtype=np.float32) / 255
+        return (torch.from_numpy(array).permute(2, 0, 1) - 0.5) / 0.25
+
+
+class _Loaded:
+    workspace = _Workspace()
+
+
+def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "I;16", "P"])
+def test_upload_handler_takes_any_common_image(mode):
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)).convert(mode)
+    result = compute.prepare_upload(_Loaded(), encode(image), "photo.png")
+    assert tuple(result.tensor.shape) == (1, 3, 32, 32)
+    assert result.pixels.shape == (32, 32, 3) and result.pixels.dtype == np.uint8
+
+
+def test_upload_handler_refuses_what_is_not_an_image():
+    with pytest.raises(compute.UploadError, match="empty"):
+        compute.prepare_upload(_Loaded(), b"", "empty.png")
+    with pytest.raises(compute.UploadError, match="not an image"):
+        compute.prepare_upload(_Loaded(), b"%PDF-1.4 definitely not a picture", "report.png")
+    truncated = encode(Image.new("RGB", (64, 64), "red"), "JPEG")[:200]
+    with pytest.raises(compute.UploadError, match="truncated"):
+        compute.prepare_upload(_Loaded(), truncated, "cut.jpg")
+
+
+def test_upload_handler_reports_a_failing_transform():
+    class Broken(_Loaded):
+        class workspace(_Workspace):
+            @staticmethod
+            def transform(image):
+                raise RuntimeError("expects 4 channels")
+
+    with pytest.raises(compute.UploadError, match=r"transform could not process photo\.png: expects 4 channels"):
+        compute.prepare_upload(Broken(), encode(Image.new("RGB", (8, 8))), "photo.png")
+
+
+def test_uploads_are_keyed_by_their_bytes():
+    a, b = encode(Image.new("RGB", (8, 8), "red")), encode(Image.new("RGB", (8, 8), "blue"))
+    assert compute.upload_sample(a, "x.png").key == compute.upload_sample(a, "renamed.png").key
+    assert compute.upload_sample(a, "x.png").key != compute.upload_sample(b, "x.png").key
+    assert compute.upload_sample(a, "x.png").key == f"upload:{compute.upload_sha256(a)}"
