@@ -1,0 +1,405 @@
+"""t-SNE of penultimate-layer features for the dashboard's embedding view, a disk + memory cache for it, and a
+feature-space separability summary (k-NN accuracy, silhouette).
+
+Pipeline of ``embed_tsne``: centre (no per-dimension scaling by default) -> PCA to ``pca_dims`` -> openTSNE with
+perplexity affinities on exact neighbours, PCA initialisation, Barnes-Hut gradients and a shortened schedule
+(Annoy neighbours and FFT gradients from 10,000 points). Why each choice: the notes on ``TSNE_SETTINGS`` below;
+the comparison with scikit-learn: ``python -m bench.tsne_bench``.
+
+Pure numpy + scikit-learn + openTSNE: no torch and no streamlit here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "TSNE_SETTINGS",
+    "EmbeddingResult",
+    "cached_embedding",
+    "clear_memory_cache",
+    "embed_tsne",
+    "feature_separability",
+    "idle_cores",
+    "pca_reduce",
+]
+
+ProgressFn = Callable[[float, str], None]
+
+# Bump when a change makes old cached embeddings wrong or different (settings, pipeline, file layout).
+CACHE_VERSION = 1
+
+#: The t-SNE settings ``embed_tsne`` uses unless overridden (measurements: bench/tsne_bench.py, its docstring).
+#:
+#: - 125 early-exaggeration + 250 normal iterations instead of openTSNE's 250 + 500 (scikit-learn: 250 + 750): with
+#:   openTSNE's learning rate N / exaggeration the layout has converged by then; trustworthiness and 2-D k-NN
+#:   accuracy stay within 0.002 of the long schedule at 2k and 5k points while the time halves.
+#: - Barnes-Hut with theta 0.8 below 10,000 points: faster than both theta 0.5 (about 1.4x) and FFT
+#:   interpolation (whose grid cost does not shrink with N) at 2k-5k points, at the same trustworthiness. From
+#:   10,000 points openTSNE's FFT method ("auto" follows openTSNE's own rule).
+#: - Exact neighbours (scikit-learn, BLAS) up to 10,000 points: 2-4x faster than Annoy at 2k-5k points, and exact.
+#: - n_jobs "auto": as many threads as there are idle cores (at least 1, at most 8). When other processes keep the
+#:   cores busy, a second OpenMP thread made openTSNE slower (threads spin waiting for each other); on an idle
+#:   2-core machine it is about 1.6x faster. The result does not depend on the number of threads.
+TSNE_SETTINGS: dict[str, Any] = {
+    "early_exaggeration": 12.0,
+    "early_exaggeration_iter": 125,
+    "n_iter": 250,
+    "learning_rate": "auto",  # openTSNE: N / exaggeration in each phase (Belkina et al. 2019)
+    "negative_gradient_method": "auto",  # "bh" below 10,000 points, else "fft"
+    "theta": 0.8,
+    "exact_neighbors_max_n": 10_000,
+    "n_jobs": "auto",
+}
+
+
+def idle_cores(limit: int = 8) -> int:
+    """Cores this process may use minus the current load (1-minute load average), between 1 and ``limit``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        load = 0.0
+    return int(max(1, min(limit, cores, round(cores - load))))
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    """A 2-D embedding of N samples.
+
+    ``xy`` (N, 2) float32 in sample order; ``seconds``: wall time of the computation (the original computation's
+    time also when served from a cache); ``params``: every setting that shaped the result (after defaults and
+    clipping, e.g. the perplexity actually used); ``timings``: seconds per stage; ``pca_variance``: fraction of
+    the (centred) feature variance the PCA kept; ``source``: "computed", "memory" or "disk".
+    """
+
+    xy: np.ndarray
+    seconds: float
+    params: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    pca_variance: float = 1.0
+    source: str = "computed"
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def _check_features(features: Any, min_samples: int = 1) -> np.ndarray:
+    array = np.asarray(features)
+    if array.ndim != 2:
+        hint = "; flatten per-sample features to (N, D) first" if array.ndim > 2 else ""
+        raise ValueError(f"features must be a 2-D array (N, D), got shape {array.shape}{hint}")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"features must be numeric, got dtype {array.dtype}")
+    if array.shape[0] < min_samples or array.shape[1] < 1:
+        raise ValueError(f"features has shape {array.shape}; need at least {min_samples} samples and 1 dimension")
+    array = array.astype(np.float32, copy=False)
+    if not np.isfinite(array).all():
+        bad = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
+        raise ValueError(f"features contain NaN or infinite values (first in row {bad})")
+    return array
+
+
+def _report(progress: ProgressFn | None, fraction: float, message: str) -> None:
+    if progress is not None:
+        progress(float(min(max(fraction, 0.0), 1.0)), message)
+
+
+# ------------------------------------------------------------------------------------------------ PCA
+def pca_reduce(features: np.ndarray, dims: int | None = 50, standardize: bool = False,
+               seed: int = 0) -> tuple[np.ndarray, float]:
+    """Centre (and with ``standardize``, scale each dimension to unit variance), then project onto the top ``dims``
+    principal components. Returns (float32 (N, k), fraction of variance kept), k = min(dims, D, N).
+
+    When ``dims`` is None or not below D the data are only centred: a rotation would not change any distance.
+    """
+    x = _check_features(features).astype(np.float64)
+    x = x - x.mean(axis=0)
+    if standardize:
+        std = x.std(axis=0)
+        x = x / np.where(std > 0, std, 1.0)
+    n, d = x.shape
+    if dims is None or dims >= d:
+        return x.astype(np.float32), 1.0
+    if int(dims) != dims or dims < 1:
+        raise ValueError(f"pca_dims must be a positive int or None, got {dims!r}")
+    k = min(int(dims), n)
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=k, svd_solver="full" if min(n, d) <= 1000 else "randomized", random_state=seed)
+    reduced = pca.fit_transform(x)
+    kept = float(pca.explained_variance_ratio_.sum())
+    return reduced.astype(np.float32), kept
+
+
+# ------------------------------------------------------------------------------------------------ t-SNE
+def _resolve_settings(n_samples: int, perplexity: float, overrides: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(overrides) - set(TSNE_SETTINGS))
+    if unknown:
+        raise TypeError(f"unknown t-SNE setting(s) {unknown}; known: {sorted(TSNE_SETTINGS)}")
+    settings = {**TSNE_SETTINGS, **overrides}
+    if not perplexity > 0:
+        raise ValueError(f"perplexity must be positive, got {perplexity!r}")
+    # openTSNE uses 3 * perplexity neighbours, which must be fewer than the other samples.
+    settings["perplexity"] = float(min(perplexity, (n_samples - 1) / 3))
+    settings["neighbors"] = "exact" if n_samples <= settings.pop("exact_neighbors_max_n") else "annoy"
+    if settings["negative_gradient_method"] == "auto":
+        settings["negative_gradient_method"] = "bh" if n_samples < 10_000 else "fft"
+    if settings["n_jobs"] == "auto":
+        settings["n_jobs"] = idle_cores()
+    return settings
+
+
+def embed_tsne(
+    features: np.ndarray,
+    perplexity: float = 30.0,
+    seed: int = 0,
+    pca_dims: int | None = 50,
+    progress: ProgressFn | None = None,
+    *,
+    standardize: bool = False,
+    **tsne_settings: Any,
+) -> EmbeddingResult:
+    """2-D t-SNE of ``features`` (N, D), e.g. the penultimate features from ``CamEngine.features``.
+
+    Deterministic: the same features, seed and settings give the same bytes. ``perplexity`` is lowered to
+    (N - 1) / 3 for small N (``params["perplexity"]`` says what was used). ``pca_dims``: PCA first (None: no PCA).
+    ``standardize``: scale every feature dimension to unit variance before the PCA. Off by default: the dimensions
+    of one layer share a scale, and their variance is signal (the channels the classifier relies on vary most),
+    while z-scoring inflates nearly-dead ReLU channels to the same weight as informative ones.
+    ``progress(fraction, message)`` is called as the stages advance. ``tsne_settings`` override ``TSNE_SETTINGS``.
+    """
+    import openTSNE
+
+    start = time.perf_counter()
+    x = _check_features(features, min_samples=4)
+    n = x.shape[0]
+    settings = _resolve_settings(n, perplexity, tsne_settings)
+    timings: dict[str, float] = {}
+
+    _report(progress, 0.0, f"PCA of {n} x {x.shape[1]} features")
+    t0 = time.perf_counter()
+    reduced, kept = pca_reduce(x, pca_dims, standardize, seed)
+    timings["pca"] = time.perf_counter() - t0
+
+    _report(progress, 0.05, f"neighbour affinities (perplexity {settings['perplexity']:g})")
+    t0 = time.perf_counter()
+    affinities = openTSNE.affinity.PerplexityBasedNN(
+        reduced, perplexity=settings["perplexity"], method=settings["neighbors"], n_jobs=settings["n_jobs"],
+        random_state=seed,
+    )
+    timings["affinities"] = time.perf_counter() - t0
+
+    ee_iter, main_iter = int(settings["early_exaggeration_iter"]), int(settings["n_iter"])
+    total_iter = max(ee_iter + main_iter, 1)
+    done = [0]
+
+    def on_iterations(iteration: int, _error: float, _embedding: np.ndarray) -> bool:
+        _report(progress, 0.15 + 0.85 * (done[0] + iteration) / total_iter,
+                f"t-SNE iteration {done[0] + iteration} of {total_iter}")
+        return False
+
+    tsne = openTSNE.TSNE(
+        perplexity=settings["perplexity"],
+        early_exaggeration=settings["early_exaggeration"],
+        learning_rate=settings["learning_rate"],
+        negative_gradient_method=settings["negative_gradient_method"],
+        theta=settings["theta"],
+        n_jobs=settings["n_jobs"],
+        random_state=seed,
+        callbacks=on_iterations if progress is not None else None,
+        callbacks_every_iters=25,
+    )
+    t0 = time.perf_counter()
+    embedding = tsne.prepare_initial(reduced, affinities=affinities)
+    if ee_iter:
+        embedding.optimize(ee_iter, exaggeration=tsne.early_exaggeration, momentum=tsne.initial_momentum,
+                           inplace=True, propagate_exception=True)
+    done[0] = ee_iter
+    if main_iter:
+        embedding.optimize(main_iter, exaggeration=tsne.exaggeration, momentum=tsne.final_momentum,
+                           inplace=True, propagate_exception=True)
+    timings["optimize"] = time.perf_counter() - t0
+    xy = np.asarray(embedding, dtype=np.float32).copy()
+    _report(progress, 1.0, "t-SNE done")
+
+    params = {
+        **settings,
+        "seed": int(seed),
+        "pca_dims": None if pca_dims is None else int(pca_dims),
+        "pca_dims_used": int(reduced.shape[1]),
+        "standardize": bool(standardize),
+        "n_samples": int(n),
+        "n_features": int(x.shape[1]),
+        "openTSNE": openTSNE.__version__,
+    }
+    return EmbeddingResult(xy=xy, seconds=time.perf_counter() - start, params=params, timings=timings,
+                           pca_variance=kept)
+
+
+# ------------------------------------------------------------------------------------------------ cache
+_MEMORY_CACHE: OrderedDict[str, EmbeddingResult] = OrderedDict()
+_MEMORY_CACHE_SIZE = 16
+_MEMORY_LOCK = threading.Lock()
+
+
+def clear_memory_cache() -> None:
+    """Forget the in-process copies kept by ``cached_embedding`` (the disk files stay)."""
+    with _MEMORY_LOCK:
+        _MEMORY_CACHE.clear()
+
+
+def _cache_digest(features: np.ndarray, key: str, params: dict[str, Any]) -> str:
+    data = np.ascontiguousarray(features)
+    content = hashlib.sha256(data.view(np.uint8).reshape(-1)).hexdigest()
+    # Resolve the settings now, so a changed default in TSNE_SETTINGS also changes the key.
+    described = {
+        "version": CACHE_VERSION,
+        "key": key,
+        "params": {k: params[k] for k in sorted(params)},
+        "defaults": TSNE_SETTINGS,
+        "features": [str(data.dtype), list(data.shape), content],
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def _read_cache_file(path: Path, n_samples: int) -> EmbeddingResult | None:
+    """The stored result, or None when the file is missing, unreadable, or not what we wrote."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            xy = np.array(stored["xy"], dtype=np.float32)
+            meta = json.loads(str(stored["meta"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError):
+        return None
+    if xy.shape != (n_samples, 2) or not np.isfinite(xy).all() or not isinstance(meta, dict):
+        return None
+    try:
+        return EmbeddingResult(xy=xy, seconds=float(meta["seconds"]), params=dict(meta["params"]),
+                               timings={k: float(v) for k, v in meta["timings"].items()},
+                               pca_variance=float(meta["pca_variance"]), source="disk")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _write_cache_file(path: Path, result: EmbeddingResult) -> None:
+    """Write atomically (temp file + rename), so a crash or a concurrent reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = json.dumps({"seconds": result.seconds, "params": result.params, "timings": result.timings,
+                       "pca_variance": result.pca_variance})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, xy=result.xy, meta=np.array(meta))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _frozen(result: EmbeddingResult, source: str) -> EmbeddingResult:
+    xy = result.xy if not result.xy.flags.writeable else result.xy.copy()
+    xy.flags.writeable = False
+    return replace(result, xy=xy, source=source)
+
+
+def cached_embedding(
+    features: np.ndarray,
+    cache_dir: Path | str,
+    key: str,
+    progress: ProgressFn | None = None,
+    **params: Any,
+) -> EmbeddingResult:
+    """``embed_tsne(features, **params)``, remembered in memory and in ``cache_dir`` as ``tsne-<hash>.npz``.
+
+    The hash covers ``key`` (e.g. model id + checkpoint hash + layer), the parameters, the current default
+    settings and the features' bytes, so a different model, layer or setting never gets a stale result. A
+    cache file that cannot be read (truncated, corrupt, wrong shape) is recomputed and overwritten. ``xy`` of
+    the returned result is read-only, because the in-memory copy is shared between callers.
+    ``result.source`` says where it came from: "computed", "memory" or "disk".
+    """
+    x = _check_features(features, min_samples=4)
+    digest = _cache_digest(x, str(key), params)
+    with _MEMORY_LOCK:
+        hit = _MEMORY_CACHE.get(digest)
+        if hit is not None:
+            _MEMORY_CACHE.move_to_end(digest)
+    if hit is not None:
+        _report(progress, 1.0, "t-SNE from memory cache")
+        return replace(hit, source="memory")
+
+    path = Path(cache_dir) / f"tsne-{digest[:40]}.npz"
+    result = _read_cache_file(path, x.shape[0])
+    if result is not None:
+        _report(progress, 1.0, "t-SNE from disk cache")
+    else:
+        result = embed_tsne(x, progress=progress, **params)
+        _write_cache_file(path, result)
+    result = _frozen(result, result.source)
+    with _MEMORY_LOCK:
+        _MEMORY_CACHE[digest] = result
+        _MEMORY_CACHE.move_to_end(digest)
+        while len(_MEMORY_CACHE) > _MEMORY_CACHE_SIZE:
+            _MEMORY_CACHE.popitem(last=False)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ separability
+def feature_separability(features: np.ndarray, labels: np.ndarray, seed: int = 0, k: int = 5,
+                         max_silhouette_samples: int = 5000) -> dict[str, Any]:
+    """How well the classes separate in feature space (not in the 2-D embedding).
+
+    - ``knn_accuracy``: leave-one-out k-NN accuracy (each sample voted on by its k nearest other samples,
+      Euclidean; a tied vote goes to the tied class of the nearest neighbour). ``knn_chance``: the accuracy of
+      always answering the most frequent class, for reference.
+    - ``silhouette``: mean silhouette coefficient over the classes, in [-1, 1] (NaN with fewer than 2 classes or
+      when every sample is its own class); above ``max_silhouette_samples`` it is estimated on a seeded
+      random subset of that size.
+    """
+    from sklearn.metrics import silhouette_score
+    from sklearn.neighbors import NearestNeighbors
+
+    x = _check_features(features, min_samples=2)
+    y = np.asarray(labels)
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"labels has shape {y.shape}; expected ({x.shape[0]},), one per feature row")
+    _, y = np.unique(y, return_inverse=True)
+    n, n_classes = x.shape[0], int(y.max()) + 1
+    k_used = int(min(k, n - 1))
+    neighbours = NearestNeighbors(n_neighbors=k_used).fit(x).kneighbors(return_distance=False)
+    votes = y[neighbours]  # (n, k), nearest first
+    counts = np.zeros((n, n_classes), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(n), k_used), votes.ravel()), 1)
+    best = counts.max(axis=1, keepdims=True)
+    tied = counts[np.arange(n)[:, None], votes] == best  # is each neighbour's class among the winners?
+    predicted = votes[np.arange(n), tied.argmax(axis=1)]  # the nearest neighbour whose class won
+    knn_accuracy = float(np.mean(predicted == y))
+
+    silhouette = float("nan")
+    if 2 <= n_classes <= n - 1:
+        sample = None if n <= max_silhouette_samples else max_silhouette_samples
+        silhouette = float(silhouette_score(x, y, sample_size=sample, random_state=seed))
+    return {
+        "knn_accuracy": knn_accuracy,
+        "knn_k": k_used,
+        "knn_chance": float(np.bincount(y).max() / n),
+        "silhouette": silhouette,
+        "silhouette_samples": int(min(n, max_silhouette_samples)),
+        "n_samples": int(n),
+        "n_classes": n_classes,
+    }
