@@ -160,6 +160,6 @@ def render_layer_strip(loaded: LoadedWorkspace, pixels: np.ndarray, maps: dict[s
         channels, height, width = loaded.layer_shapes.get(layer, (0, 0, 0))
         with grid.cell():
             st.image(figures.overlay_picture(small, maps[layer], opacity, colormap), width="stretch")
-            st.button(short(layer, 18), key=f"explorer.strip.{layer}", on_click=select_layer, args=(layer,),
+            st.button(layer, key=f"explorer.strip.{layer}", on_click=select_layer, args=(layer,),
                       type="primary" if layer == current else "secondary", width="stretch",
                       help=f"{layer} · output {channels}×{height}×{width}")
