@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from dashboard.workspaces import LoadedWorkspace
-from gradcam_core import METHOD_NAMES, denormalise
+from gradcam_core import CAM_METHODS, METHOD_NAMES, denormalise
 from gradcam_core.images import ImageLoadError, load_image
 
 PREDICT_BATCH = 128
@@ -162,26 +162,53 @@ def sample_logits(model_id: str, sample_key: str, _loaded: LoadedWorkspace, _ten
 
 
 # ------------------------------------------------------------------------------------------------ CAMs
+GRADIENT_METHODS = tuple(m for m in METHOD_NAMES if CAM_METHODS[m].needs_gradients)
+GRADIENT_FREE_METHODS = tuple(m for m in METHOD_NAMES if not CAM_METHODS[m].needs_gradients)
+
+
 @dataclass
 class SampleCams:
-    """Every method's map at every layer for one image and one target class."""
+    """Some methods' maps at every layer for one image (and one target class, for gradient methods)."""
 
-    target: int
+    target: int | None  # None for gradient-free methods: their maps do not depend on the class
     logits: np.ndarray  # (num_classes,)
     cams: dict[str, dict[str, np.ndarray]]  # method -> layer -> (h, w) float32 in [0, 1]
+
+
+def _package(result, target: int | None) -> SampleCams:
+    cams = {method: {layer: np.ascontiguousarray(maps[0]) for layer, maps in per.items()}
+            for method, per in result.cams.items()}
+    return SampleCams(target=target, logits=np.asarray(result.logits[0]), cams=cams)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def explain_sample(model_id: str, sample_key: str, target: int, _loaded: LoadedWorkspace,
                    _tensor: torch.Tensor) -> SampleCams:
-    """One forward and one backward for all six methods x every Conv2d, for one image and one target class.
+    """Every gradient-based method at every Conv2d for one image and one target: one forward, one backward.
 
-    Keyed by (model id, sample key, target): switching layer or method, or moving the opacity/colormap, reuses
-    it. The misclassified comparison asks for the predicted and the true class as two entries, which on a CPU
-    was faster than the engine's batched-over-targets backward for K=2 when measured.
+    Keyed by (model id, sample key, target): switching layer or between these methods, or moving the
+    opacity/colormap, reuses it. The misclassified comparison asks for the predicted and the true class as two
+    entries, which on a CPU was faster than the engine's batched-over-targets backward for K=2 when measured.
     """
     with _loaded.lock:
-        result = _loaded.engine.explain(_tensor, layers=None, targets=int(target), methods=METHOD_NAMES)
-    cams = {method: {layer: np.ascontiguousarray(maps[0]) for layer, maps in per.items()}
-            for method, per in result.cams.items()}
-    return SampleCams(target=int(target), logits=np.asarray(result.logits[0]), cams=cams)
+        result = _loaded.engine.explain(_tensor, layers=None, targets=int(target), methods=GRADIENT_METHODS)
+    return _package(result, int(target))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def explain_without_gradients(model_id: str, sample_key: str, _loaded: LoadedWorkspace,
+                              _tensor: torch.Tensor) -> SampleCams:
+    """Eigen-CAM at every Conv2d for one image, computed only when asked for and once per image (it does not
+    depend on the class). It takes an SVD per layer: cheap on small models, tens of seconds on a ResNet-50 on a
+    CPU, which is why it is not part of ``explain_sample``."""
+    with _loaded.lock:
+        result = _loaded.engine.explain(_tensor, layers=None, methods=GRADIENT_FREE_METHODS)
+    return _package(result, None)
+
+
+def layer_maps(loaded: LoadedWorkspace, sample: Sample, tensor: torch.Tensor, method: str,
+               target: int) -> dict[str, np.ndarray]:
+    """``method``'s map at every layer for ``target`` (cached; computes on a miss)."""
+    if CAM_METHODS[method].needs_gradients:
+        return explain_sample(loaded.model_id, sample.key, int(target), loaded, tensor).cams[method]
+    return explain_without_gradients(loaded.model_id, sample.key, loaded, tensor).cams[method]

@@ -130,15 +130,18 @@ with view_col:
 
     target_class = predicted if target == TARGET_PREDICTED else label if target == TARGET_TRUE else int(target)
 
-    def maps_for(class_index: int) -> compute.SampleCams:
-        with st.spinner(f"Computing every layer's maps for '{class_names[class_index]}' (all six methods)…",
-                        show_time=True):
-            return compute.explain_sample(loaded.model_id, sample.key, class_index, loaded, sample_input.tensor)
-
-    cams = maps_for(target_class)
-    cam = cams.cams[method][layer]
     method_title = CAM_METHODS[method].title
 
+    def maps_for(class_index: int) -> dict[str, np.ndarray]:
+        if CAM_METHODS[method].needs_gradients:
+            text = f"Computing every layer's maps for '{class_names[class_index]}' (all gradient methods at once)…"
+        else:
+            text = f"Computing {method_title} at every layer (one SVD per layer: slow on large models, once per image)…"
+        with st.spinner(text, show_time=True):
+            return compute.layer_maps(loaded, sample, sample_input.tensor, method, class_index)
+
+    maps = maps_for(target_class)
+    cam = maps[layer]
     pixels = sample_input.pixels
     height, width = pixels.shape[:2]
     shown = figures.enlarge(pixels, figures.display_factor(height, width))
@@ -212,7 +215,7 @@ with view_col:
                     f"{method_title} at `{layer}`, one map per class")
         for column, (class_index, role) in zip(st.columns(2, border=True), ((predicted, "predicted"), (label, "true")),
                                                strict=True):
-            class_map = maps_for(class_index).cams[method][layer]
+            class_map = maps_for(class_index)[layer]
             with column:
                 heat_part, overlay_part = st.columns(2)
                 heat_part.image(figures.heatmap_picture(class_map, shown.shape[:2], colormap), width="stretch",
@@ -226,7 +229,7 @@ with view_col:
 
     with st.expander(f"Layer strip: {method_title} for '{class_names[target_class]}' at all "
                      f"{len(loaded.layers)} conv layers, shallow → deep (pick one to show it above)", expanded=True):
-        explorer.render_layer_strip(loaded, pixels, cams.cams[method], layer, opacity, colormap)
+        explorer.render_layer_strip(loaded, pixels, maps, layer, opacity, colormap)
 
 # ----------------------------------------------------------------------------------------------- gallery
 with gallery_area:

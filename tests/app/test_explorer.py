@@ -108,6 +108,19 @@ def test_opacity_colormap_layer_and_method_changes_do_not_call_the_engine(engine
     assert dict(engine_calls) == before_calls
 
 
+def test_eigen_cam_is_computed_on_demand_once_per_image(engine_calls):
+    at = run_app()
+    explains = engine_calls["explain"]
+    at.segmented_control(key=WIDGET_KEYS["method"]).set_value("eigencam").run()
+    assert_clean(at)
+    assert engine_calls["explain"] == explains + 1
+    for target in (0, 1, "true"):  # class-independent: other targets reuse it
+        at.selectbox(key=WIDGET_KEYS["target"]).set_value(target).run()
+        assert_clean(at)
+    assert engine_calls["explain"] == explains + 1
+    assert image_by_caption(at, "Eigen-CAM · ")
+
+
 def test_layer_strip_selects_a_layer(engine_calls, shapes):
     at = run_app()
     calls = dict(engine_calls)
