@@ -122,7 +122,9 @@ def topk_figure(
         height=70 + 34 * len(shown), margin={"l": 8, "r": 48, "t": 36, "b": 8},
         title={"text": f"Top-{min(k, len(order))} predictions", "font": {"size": 15}},
         xaxis={"range": [0, 1.0], "tickformat": ".0%", "fixedrange": True, "title": None},
-        yaxis={"autorange": "reversed", "fixedrange": True, "automargin": True, "tickfont": {"size": 13}},
+        # "category": class names such as "3" must not become a numeric axis (digits)
+        yaxis={"type": "category", "autorange": "reversed", "fixedrange": True, "automargin": True,
+               "tickfont": {"size": 13}},
         font={"size": 13},
         showlegend=False, bargap=0.35,
     )

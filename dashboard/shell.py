@@ -129,4 +129,6 @@ def setup_page() -> None:
     st.set_page_config(page_title="Grad-CAM dashboard", page_icon="🔥", layout="wide",
                        initial_sidebar_state="expanded")
     # A little less empty space above the page title (Streamlit's default leaves room for a top navigation bar).
-    st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem;padding-bottom:3rem}</style>")
+    # A hairline around pictures, so a white-background image (digits) does not melt into the page.
+    st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem;padding-bottom:3rem}"
+            "[data-testid='stImage'] img{outline:1px solid #dee2e6}</style>")

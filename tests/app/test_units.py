@@ -167,3 +167,24 @@ def test_uploads_are_keyed_by_their_bytes():
     assert compute.upload_sample(a, "x.png").key == compute.upload_sample(a, "renamed.png").key
     assert compute.upload_sample(a, "x.png").key != compute.upload_sample(b, "x.png").key
     assert compute.upload_sample(a, "x.png").key == f"upload:{compute.upload_sha256(a)}"
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def test_top5_chart_keeps_numeric_class_names_as_categories():
+    from dashboard.figures import topk_figure
+
+    probabilities = np.array([0.0, 0.01, 0.02, 0.3, 0.0, 0.0, 0.0, 0.0, 0.6, 0.07])
+    figure = topk_figure(probabilities, [str(d) for d in range(10)], true_label=9, target=8)
+    bars = figure.data[0]
+    assert figure.layout.yaxis.type == "category"
+    assert list(bars.y) == ["8  (explained)", "3", "9  (true)", "2", "1"]
+    assert list(bars.x) == pytest.approx([0.6, 0.3, 0.07, 0.02, 0.01])
+
+
+def test_top5_chart_adds_the_true_class_with_its_rank():
+    from dashboard.figures import topk_figure
+
+    probabilities = np.array([0.5, 0.2, 0.1, 0.08, 0.07, 0.05])
+    figure = topk_figure(probabilities, list("abcdef"), true_label=5)
+    assert list(figure.data[0].y)[-1] == "f  (true, rank 6)"
+    assert len(figure.data[0].y) == 6
