@@ -50,15 +50,16 @@ gallery_col, view_col = st.columns([1.7, 3], gap="large")
 with gallery_col:
     st.subheader("Test images", anchor=False)
     explorer.render_gallery_controls(class_names)
+    with st.expander("Your own image", icon=":material/upload:", expanded=state.get(UPLOAD_KEY) is not None):
+        uploaded = st.file_uploader(
+            "Upload an image to explain", type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"],
+            key=UPLOAD_KEY, on_change=explorer.on_upload,
+            help="It goes through the workspace's own transform (resize, normalisation) before the model sees it.",
+        )
+        if uploaded is not None and state[SOURCE_KEY] != "upload":
+            st.button(f"Show {uploaded.name}", icon=":material/image:", on_click=explorer.show_upload,
+                      width="stretch")
     gallery_area = st.container()
-    st.subheader("Your own image", anchor=False)
-    uploaded = st.file_uploader(
-        "Upload an image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"], key=UPLOAD_KEY,
-        on_change=explorer.on_upload,
-        help="It goes through the workspace's own transform (resize, normalisation) before the model sees it.",
-    )
-    if uploaded is not None and state[SOURCE_KEY] != "upload":
-        st.button(f"Show {uploaded.name}", icon=":material/image:", on_click=explorer.show_upload, width="stretch")
 
 # ------------------------------------------------------------------------------------- the selected image
 seed, gallery_filter = int(state[WIDGET_KEYS["seed"]]), state[WIDGET_KEYS["filter"]]
