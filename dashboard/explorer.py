@@ -7,6 +7,7 @@ Streamlit dropped them (after a visit to another page), and written back to the 
 
 from __future__ import annotations
 
+import re
 import secrets
 
 import numpy as np
@@ -16,6 +17,7 @@ from dashboard import compute, figures
 from dashboard.sampling import CLASS_FILTER_PREFIX, FILTER_ALL, FILTER_CORRECT, FILTER_WRONG, filter_options
 from dashboard.view_state import ViewOptions, ViewState, default_state, parse_query_params
 from dashboard.workspaces import LoadedWorkspace
+from gradcam_core import CAM_METHODS
 
 WIDGET_KEYS = {
     "seed": "explorer.seed",
@@ -163,3 +165,59 @@ def render_layer_strip(loaded: LoadedWorkspace, pixels: np.ndarray, maps: dict[s
             st.button(layer, key=f"explorer.strip.{layer}", on_click=select_layer, args=(layer,),
                       type="primary" if layer == current else "secondary", width="stretch",
                       help=f"{layer} · output {channels}×{height}×{width}")
+
+
+# ---------------------------------------------------------------------------------------- downloads, link
+def view_payload(loaded: LoadedWorkspace, sample: compute.Sample, view: ViewState, probabilities: np.ndarray,
+                 target_class: int, cam: np.ndarray, link: str) -> dict:
+    """The view as JSON: ids, top-5, layer, method, target, and the link that reopens it."""
+    names = loaded.class_names
+    predicted = int(np.argmax(probabilities))
+    if sample.is_upload:
+        about = {"upload_sha256": sample.key.split(":", 1)[1], "file_name": sample.file_name}
+    else:
+        about = {"index": sample.index, "item_id": sample.item_id, "true_class": sample.label,
+                 "true_label": names[sample.label]}
+    return {
+        "workspace": loaded.key,
+        "model_id": loaded.model_id,
+        "sample": about,
+        "predicted": {"class": predicted, "label": names[predicted], "probability": float(probabilities[predicted])},
+        "top5": [{"class": int(c), "label": names[c], "probability": float(probabilities[c])}
+                 for c in np.argsort(-probabilities, kind="stable")[:5]],
+        "layer": view.layer,
+        "layer_shape": list(loaded.layer_shapes.get(view.layer, ())),
+        "map_shape": list(cam.shape),
+        "method": view.method,
+        "method_title": CAM_METHODS[view.method].title,
+        "target": {"mode": view.target if isinstance(view.target, str) else "class", "class": int(target_class),
+                   "label": names[target_class]},
+        "opacity": view.opacity,
+        "colormap": view.colormap,
+        "seed": view.seed,
+        "filter": view.filter,
+        "link": link,
+    }
+
+
+def render_downloads(loaded: LoadedWorkspace, sample: compute.Sample, view: ViewState, probabilities: np.ndarray,
+                     target_class: int, cam: np.ndarray, heat: np.ndarray, blended: np.ndarray, link: str) -> None:
+    st.markdown("**Downloads**")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{loaded.key}_{sample.item_id or sample.file_name}_{view.layer}_"
+                                             f"{view.method}_{loaded.class_names[target_class]}")
+    payload = view_payload(loaded, sample, view, probabilities, target_class, cam, link)
+    downloads = [
+        ("overlay.png", figures.png_bytes(blended), "_overlay.png", "image/png", "The overlay as shown"),
+        ("heatmap.png", figures.png_bytes(heat), "_heatmap.png", "image/png", "The coloured heatmap as shown"),
+        ("map.npy", figures.npy_bytes(cam), "_map.npy", "application/octet-stream",
+         f"The raw {cam.shape[0]}×{cam.shape[1]} float32 map in [0, 1], at the layer's resolution"),
+        ("view.json", figures.view_json(payload), "_view.json", "application/json",
+         "Ids, top-5, layer, method, target and the link of this view"),
+    ]
+    for i, (text, data, suffix, mime, help_text) in enumerate(downloads):
+        st.download_button(text, data, file_name=stem + suffix, mime=mime, on_click="ignore",
+                           icon=":material/download:", width="stretch", key=f"explorer.download.{i}", help=help_text)
+    st.markdown("**Share this view**")
+    st.code(link, language=None, wrap_lines=True)
+    if sample.is_upload:
+        st.caption("Uploaded images stay in your browser session: the link opens on a test image.")

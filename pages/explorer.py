@@ -5,7 +5,6 @@ whole test split classified (one cached batched forward), so a cold start shows 
 Widgets only select among cached maps; opacity and colormap only re-blend (numpy, milliseconds).
 """
 
-import re
 from urllib.parse import urlencode, urlsplit
 
 import numpy as np
@@ -118,7 +117,8 @@ with view_col:
 
     method = st.segmented_control("Method", METHOD_NAMES, key=WIDGET_KEYS["method"], required=True,
                                   format_func=lambda m: CAM_METHODS[m].title, width="stretch",
-                                  help="Switching methods is free: all six are computed in the same pass.")
+                                  help="The five gradient methods come from one pass, so switching among them is "
+                                       "free; Eigen-CAM is computed once per image when you pick it.")
     layer_col, target_col, opacity_col, cmap_col = st.columns([2.4, 2, 1.5, 1.1])
     layer = layer_col.selectbox("Layer", loaded.layers, key=WIDGET_KEYS["layer"], format_func=layer_label,
                                 help=f"Every Conv2d of the model ({len(loaded.layers)}), shallow to deep, with its "
@@ -174,42 +174,7 @@ with view_col:
     chart_col.plotly_chart(figures.topk_figure(probabilities, class_names, label, target_class),
                            config={"displayModeBar": False}, key="explorer.top5")
     with info_col:
-        st.markdown("**Downloads**")
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{loaded.key}_{sample.item_id or sample.file_name}_{layer}_"
-                                                 f"{method}_{class_names[target_class]}")
-        payload = {
-            "workspace": loaded.key, "model_id": loaded.model_id,
-            "sample": ({"upload_sha256": sample.key.split(":", 1)[1], "file_name": sample.file_name}
-                       if sample.is_upload else
-                       {"index": sample.index, "item_id": sample.item_id, "true_class": label,
-                        "true_label": class_names[label]}),
-            "predicted": {"class": predicted, "label": class_names[predicted],
-                          "probability": float(probabilities[predicted])},
-            "top5": [{"class": int(c), "label": class_names[c], "probability": float(probabilities[c])}
-                     for c in np.argsort(-probabilities, kind="stable")[:5]],
-            "layer": layer, "layer_shape": list(loaded.layer_shapes.get(layer, ())), "map_shape": list(cam.shape),
-            "method": method, "method_title": method_title,
-            "target": {"mode": target if isinstance(target, str) else "class", "class": target_class,
-                       "label": class_names[target_class]},
-            "opacity": float(opacity), "colormap": colormap, "seed": seed, "filter": gallery_filter, "link": link,
-        }
-        downloads = [
-            ("overlay.png", figures.png_bytes(blended), "_overlay.png", "image/png", "The overlay as shown"),
-            ("heatmap.png", figures.png_bytes(heat), "_heatmap.png", "image/png", "The coloured heatmap as shown"),
-            ("map.npy", figures.npy_bytes(cam), "_map.npy", "application/octet-stream",
-             f"The raw {cam.shape[0]}×{cam.shape[1]} float32 map in [0, 1], at the layer's resolution"),
-            ("view.json", figures.view_json(payload), "_view.json", "application/json",
-             "Ids, top-5, layer, method, target and the link of this view"),
-        ]
-        for i, (text, data, suffix, mime, help_text) in enumerate(downloads):
-            st.download_button(
-                text, data, file_name=stem + suffix, mime=mime, on_click="ignore", icon=":material/download:",
-                width="stretch", key=f"explorer.download.{i}", help=help_text,
-            )
-        st.markdown("**Share this view**")
-        st.code(link, language=None, wrap_lines=True)
-        if sample.is_upload:
-            st.caption("Uploaded images stay in your browser session: the link opens on a test image.")
+        explorer.render_downloads(loaded, sample, view, probabilities, target_class, cam, heat, blended, link)
 
     if misclassified:
         st.markdown(f"##### Why **{class_names[predicted]}** and not **{class_names[label]}**? "

@@ -188,3 +188,21 @@ def test_top5_chart_adds_the_true_class_with_its_rank():
     figure = topk_figure(probabilities, list("abcdef"), true_label=5)
     assert list(figure.data[0].y)[-1] == "f  (true, rank 6)"
     assert len(figure.data[0].y) == 6
+
+
+def test_view_json_names_the_sample_the_prediction_and_the_view():
+    from types import SimpleNamespace
+
+    from dashboard.explorer import view_payload
+
+    loaded = SimpleNamespace(key="shapes", model_id="shapes:abc", class_names=CLASSES,
+                             layer_shapes={"stem.0": (8, 32, 32)})
+    sample = compute.Sample(key="test:shapes:7:test-00007", label=1, index=7, item_id="test-00007")
+    view = ViewState(layer="stem.0", seed=3, sample=7, method="hirescam", target="true", opacity=0.4)
+    payload = view_payload(loaded, sample, view, np.array([0.7, 0.2, 0.1]), 1, np.zeros((32, 32)), "http://x/?a=b")
+    assert payload["sample"] == {"index": 7, "item_id": "test-00007", "true_class": 1, "true_label": "square"}
+    assert payload["predicted"] == {"class": 0, "label": "circle", "probability": pytest.approx(0.7)}
+    assert [entry["label"] for entry in payload["top5"]] == ["circle", "square", "triangle"]
+    assert payload["target"] == {"mode": "true", "class": 1, "label": "square"}
+    assert (payload["layer"], payload["layer_shape"], payload["map_shape"]) == ("stem.0", [8, 32, 32], [32, 32])
+    assert (payload["method"], payload["method_title"], payload["link"]) == ("hirescam", "HiResCAM", "http://x/?a=b")
