@@ -32,10 +32,11 @@ class ShapesResNet(nn.Module):
     """A ResNet-style CNN for 64x64 shapes: 12 Conv2d layers, the last at 8x8 (one cell per 8 px).
 
     stem (5x5 conv, stride 2, max-pool: 64 -> 16 px), layer1 (2 blocks, 16x16), layer2 (2 blocks, stride 2:
-    8x8), ``head`` (1x1 conv, batch norm, ReLU), global average pool, ``fc``. The head conv is the last Conv2d
-    and everything the classifier sees passes through it (in a plain ResNet the last conv sits inside a residual
-    branch, and what the identity path carries is invisible to its Grad-CAM). Its 8x8 map keeps Grad-CAM precise
-    enough to point at objects.
+    8x8), ``head`` (1x1 conv with bias, ReLU), global average pool, ``fc``: the classic CAM layout, so Grad-CAM of
+    the last Conv2d is faithful. Everything the classifier sees passes through the head conv (in a plain ResNet the
+    last conv sits inside a residual branch, and what the identity path carries is invisible to its Grad-CAM), and
+    no batch norm follows it (a BN shift would add per-channel offsets to the map that the model itself removes).
+    Its 8x8 map keeps Grad-CAM precise enough to point at objects.
     """
 
     def __init__(self, num_classes: int = 8, widths: tuple[int, int, int, int] = (24, 32, 64, 128)):
@@ -46,7 +47,7 @@ class ShapesResNet(nn.Module):
         )
         self.layer1 = nn.Sequential(BasicBlock(stem, mid), BasicBlock(mid, mid))
         self.layer2 = nn.Sequential(BasicBlock(mid, top, stride=2), BasicBlock(top, top))
-        self.head = nn.Sequential(nn.Conv2d(top, head, 1, bias=False), nn.BatchNorm2d(head), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(nn.Conv2d(top, head, 1), nn.ReLU(inplace=True))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(head, num_classes)
 

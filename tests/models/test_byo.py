@@ -102,6 +102,7 @@ class _Payload:
         return (open, (str(self.target), "w"))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 @pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
 def test_checkpoint_carrying_code_is_refused_without_running_it(byo_dir, writer):
     target = byo_dir / "pwned.txt"
