@@ -96,6 +96,10 @@ def test_small_inputs(clustered):
     assert tiny.xy.shape == (20, 2)
     assert tiny.params["perplexity"] == pytest.approx(19 / 3)  # clipped for 20 samples
     assert tiny.params["pca_dims_used"] == 8  # fewer dims than pca_dims: only centred
+    one_dim = embed_tsne(x[:30, :1])
+    assert one_dim.xy.shape == (30, 2) and np.isfinite(one_dim.xy).all()
+    with pytest.raises(ValueError, match="all 10 feature vectors are identical"):
+        embed_tsne(np.ones((10, 5)))
     with pytest.raises(ValueError, match="at least 4 samples"):
         embed_tsne(x[:3])
     with pytest.raises(ValueError, match="NaN"):
@@ -181,6 +185,14 @@ def test_corrupt_cache_file_is_recomputed_and_overwritten(tmp_path, clustered, c
     clear_memory_cache()
     assert cached_embedding(x, tmp_path, key="k", **FAST).source == "disk"  # the file was rewritten whole
     assert len(counted) == 2 and not list(tmp_path.glob("*.tmp"))
+
+
+def test_unwritable_cache_dir_warns_and_still_returns(tmp_path, clustered):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    with pytest.warns(RuntimeWarning, match="could not write the t-SNE cache file"):
+        res = cached_embedding(clustered[0][:60], blocker, key="k", **FAST)
+    assert res.xy.shape == (60, 2) and res.source == "computed"
 
 
 # ------------------------------------------------------------------------------------------------ separability
