@@ -218,6 +218,6 @@ def render_downloads(loaded: LoadedWorkspace, sample: compute.Sample, view: View
         st.download_button(text, data, file_name=stem + suffix, mime=mime, on_click="ignore",
                            icon=":material/download:", width="stretch", key=f"explorer.download.{i}", help=help_text)
     st.markdown("**Share this view**")
-    st.code(link, language=None, wrap_lines=True)
+    st.code(link, language=None, wrap_lines=False)  # one line with a copy button; the URL bar has it too
     if sample.is_upload:
         st.caption("Uploaded images stay in your browser session: the link opens on a test image.")
