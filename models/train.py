@@ -150,7 +150,7 @@ def save(name: str, model: nn.Module, entry: ModelEntry, recipe: Recipe, metrics
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / entry.checkpoint
     state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
-    save_file(state, str(path), metadata={"workspace": name, "format": "pt"})
+    save_file(state, str(path), metadata={"format": "pt"})  # one key: safetensors orders keys by hash
     card = {
         "name": name,
         "file": path.name,
@@ -191,8 +191,9 @@ def update_model_card(readme: Path = README) -> None:
         metrics = dict(card["metrics"])
         test = metrics.pop("test_accuracy")
         other = ", ".join(f"{key} {value:.1%}" for key, value in metrics.items())
-        rows.append(f"| {name} | {test:.1%} | {other} | {card['epochs']} | {card['train_seconds']:.0f} s "
-                    f"({card['threads']} threads) | {card['file']} ({card['size_bytes'] / 1e6:.2f} MB) |")
+        threads = f"{card['threads']} thread" + ("s" if card["threads"] != 1 else "")
+        rows.append(f"| {name} | {test:.1%} | {other} | {card['epochs']} | {card['train_seconds']:.0f} s ({threads}) "
+                    f"| {card['file']} ({card['size_bytes'] / 1e6:.2f} MB) |")
     text = readme.read_text()
     if TABLE_START in text and TABLE_END in text:
         head, rest = text.split(TABLE_START, 1)
