@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -62,13 +63,12 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
-            lines = str(error).strip().splitlines()
-            detail = next((line.strip() for line in lines if "GLOBAL" in line or "global" in line), "")
+            found = re.search(r"GLOBAL ([\w.]+)", str(error))
+            what = f" ({found.group(1)})" if found else ""
             raise WorkspaceError(
-                f"refused to load checkpoint {str(path)!r}: it is not a plain state_dict but a pickle that carries "
-                f"Python objects or code (a whole pickled model, an optimizer with custom classes, ...)"
-                f"{'; ' + detail if detail else ''}. Unpickling it could run arbitrary code, so it was not "
-                f"loaded (torch.load with weights_only=True). To fix it, {_SAVE_HINT}"
+                f"refused to load checkpoint {str(path)!r}: it is not a plain state_dict but a pickle that refers to "
+                f"Python code{what} — a whole pickled model, or objects of custom classes. Unpickling it could run "
+                f"arbitrary code, so it was not loaded (torch.load with weights_only=True). To fix it, {_SAVE_HINT}"
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError) as error:
             raise WorkspaceError(f"checkpoint {str(path)!r} could not be read as a PyTorch file ({error}); "

@@ -119,7 +119,7 @@ def test_checkpoint_carrying_code_is_refused_without_running_it(byo_dir, writer)
 
 def test_pickled_full_model_is_refused_with_how_to_save_a_state_dict(byo_dir):
     torch.save(torchvision.models.resnet18(weights=None, num_classes=3), byo_dir / "weights.pt")
-    with pytest.raises(WorkspaceError, match=r"refused.*whole pickled model.*torch.save\(model.state_dict\(\)"):
+    with pytest.raises(WorkspaceError, match=r"refused.*ResNet.*whole pickled model.*torch.save\(model.state_dict\(\)"):
         load_workspace(byo_dir / "workspace.toml")
 
 
