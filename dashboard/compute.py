@@ -26,12 +26,11 @@ PREDICT_BATCH = 128
 
 @dataclass
 class TestPredictions:
-    logits: np.ndarray  # (N, num_classes) float32
-    labels: np.ndarray  # (N,) int64
+    """The predicted class of every test image. Only the argmax is kept: ``st.cache_data`` hands every rerun a
+    copy, and (N, num_classes) logits of a 50 000-image, 1000-class split would be 200 MB per rerun."""
 
-    @property
-    def predicted(self) -> np.ndarray:
-        return self.logits.argmax(axis=1)
+    predicted: np.ndarray  # (N,) int64
+    labels: np.ndarray  # (N,) int64
 
     @property
     def correct(self) -> np.ndarray:
@@ -44,16 +43,14 @@ class TestPredictions:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def test_predictions(model_id: str, workspace_key: str, _loaded: LoadedWorkspace) -> TestPredictions:
-    """Logits of every test image: batched no-grad forwards under the model's lock."""
+    """Predicted class of every test image: batched no-grad forwards under the model's lock."""
     test_set = _loaded.workspace.test_set
-    parts = []
+    parts = [np.zeros(0, np.int64)]
     for start in range(0, len(test_set), PREDICT_BATCH):
         batch = test_set.tensors(list(range(start, min(start + PREDICT_BATCH, len(test_set)))))
         with _loaded.lock:
-            parts.append(_loaded.engine.predict(batch, batch_size=PREDICT_BATCH))
-    num_classes = len(_loaded.class_names)
-    logits = np.concatenate(parts) if parts else np.zeros((0, num_classes), np.float32)
-    return TestPredictions(logits=logits.astype(np.float32), labels=np.asarray(test_set.labels, dtype=np.int64))
+            parts.append(_loaded.engine.predict(batch, batch_size=PREDICT_BATCH).argmax(axis=1).astype(np.int64))
+    return TestPredictions(predicted=np.concatenate(parts), labels=np.asarray(test_set.labels, dtype=np.int64))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -171,14 +168,13 @@ class SampleCams:
     """Some methods' maps at every layer for one image (and one target class, for gradient methods)."""
 
     target: int | None  # None for gradient-free methods: their maps do not depend on the class
-    logits: np.ndarray  # (num_classes,)
     cams: dict[str, dict[str, np.ndarray]]  # method -> layer -> (h, w) float32 in [0, 1]
 
 
 def _package(result, target: int | None) -> SampleCams:
     cams = {method: {layer: np.ascontiguousarray(maps[0]) for layer, maps in per.items()}
             for method, per in result.cams.items()}
-    return SampleCams(target=target, logits=np.asarray(result.logits[0]), cams=cams)
+    return SampleCams(target=target, cams=cams)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
