@@ -92,10 +92,6 @@ def show_upload() -> None:
 
 
 # --------------------------------------------------------------------------------------------- gallery
-def short(name: str, limit: int = 14) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"
-
-
 def filter_label(value: str, class_names: list[str]) -> str:
     if value.startswith(CLASS_FILTER_PREFIX):
         return f"Class: {class_names[int(value[len(CLASS_FILTER_PREFIX):])]}"
