@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
 
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"_Measured {stamp}{' (quick mode: tiny sizes, not for reading)' if args.quick else ''}: "
              f"{eb.machine_line(device)}._"]
     failed = []

@@ -89,6 +89,12 @@ class CamEngine:
     def __init__(self, model: nn.Module, device: str | torch.device | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"CamEngine needs a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(model, torch.jit.ScriptModule):
+            raise TypeError(
+                "CamEngine cannot explain a TorchScript module: PyTorch does not allow forward hooks on it, and "
+                "every CAM method reads layers through one; load its weights into the eager model class instead "
+                "(model.load_state_dict(scripted.state_dict()))"
+            )
         self.model = model
         self.device = pick_device(device)
         if any(p.device != self.device for p in model.parameters()):

@@ -2,7 +2,7 @@
 
     name = "pets"
     [model]
-    arch = "resnet18"                 # torchvision architecture + local state_dict, or `torchscript = "m.pt"`
+    arch = "resnet18"                 # torchvision architecture + local state_dict or `torchscript = "m.pt"`
     checkpoint = "pets.safetensors"   # .pt/.pth (torch.load(weights_only=True)) or .safetensors
     class_names = ["cat", "dog"]      # or "classes.txt", one per line; default: the data's folder names
     [data]
@@ -211,17 +211,32 @@ def load_workspace_file(path: str | os.PathLike):
     weights = model_f.get("weights", str, '"DEFAULT" or a torchvision weights name such as "IMAGENET1K_V1"')
     transform = None
     if torchscript is not None:
-        if arch or checkpoint or weights:
-            raise model_f.error("torchscript is given together with arch/checkpoint/weights",
-                                "use either torchscript = ... alone, or arch = ... with checkpoint or weights",
+        if checkpoint or weights:
+            raise model_f.error("torchscript is given together with checkpoint/weights",
+                                "use torchscript = ... with arch = ..., or arch = ... with checkpoint or weights",
                                 "torchscript")
+        if not arch:
+            # A loaded ScriptModule refuses forward hooks, so no CAM method could read its layers.
+            raise model_f.error("a TorchScript model alone cannot be explained: PyTorch does not allow forward "
+                                "hooks on loaded TorchScript modules, and Grad-CAM reads each layer through one",
+                                'add arch = "<the torchvision architecture it was exported from>" (its weights are '
+                                "then loaded from the TorchScript file into that architecture), or save a "
+                                "state_dict with torch.save(model.state_dict(), path) and use checkpoint = ...",
+                                "torchscript")
+        from models.torchvision_models import _check_arch, load_torchvision
+
+        _check_arch(arch)
         file = require_file(torchscript, "TorchScript file", "model.torchscript")
         try:
-            model = torch.jit.load(str(file), map_location="cpu")
+            scripted = torch.jit.load(str(file), map_location="cpu")
         except (RuntimeError, ValueError) as error:
             raise model_f.error(f"{str(file)!r} is not a TorchScript archive ({str(error).splitlines()[0]})",
                                 "export one with torch.jit.script(model).save(path) or torch.jit.trace",
                                 "torchscript") from error
+        model, _, _ = load_torchvision(arch, weights=None, num_classes=num_classes or len(class_names))
+        classifier = model_f.get("classifier_layer", str, "a module name") or _last_of(model, "Linear")
+        apply_state_dict(model, dict(scripted.state_dict()), file, classifier_layer=classifier,
+                         class_names=class_names)
         weights_file = file
     elif arch:
         from models.torchvision_models import _check_arch, load_torchvision, resolve_weights, weights_cache_path

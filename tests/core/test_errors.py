@@ -133,3 +133,10 @@ def test_model_without_conv_layers():
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
     with pytest.raises(ValueError, match=r"has no nn\.Conv2d layer"):
         CamEngine(model, device="cpu").explain(torch.zeros(1, 3, 2, 2))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_torchscript_module_is_refused_with_a_way_out():
+    scripted = torch.jit.script(tiny_net())
+    with pytest.raises(TypeError, match=r"TorchScript module.*load_state_dict\(scripted.state_dict\(\)\)"):
+        CamEngine(scripted, device="cpu")

@@ -67,15 +67,31 @@ def test_safetensors_class_file_folder_map_and_default_names(byo_dir):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
-def test_torchscript_workspace(byo_dir):
+def test_torchscript_workspace_with_arch_is_explained(byo_dir):
+    from torchvision.models import resnet18
+
+    from gradcam_core import CamEngine
+
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 8, 3),
-                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    net = resnet18(weights=None, num_classes=3).eval()
     torch.jit.script(net).save(str(byo_dir / "model.ts"))
-    ws = load_workspace(_write(byo_dir, 'name = "ts"\n[model]\ntorchscript = "model.ts"\n' + DATA))
+    ws = load_workspace(_write(byo_dir, 'name = "ts"\n[model]\narch = "resnet18"\ntorchscript = "model.ts"\n' + DATA))
     assert ws.class_names == ["cat", "dog", "fox"]
-    assert (ws.default_layer, ws.classifier_layer) == ("2", "5")
-    assert torch.allclose(ws.model(ws.test_set.tensors([0])), net(ws.test_set.tensors([0])))
+    assert (ws.default_layer, ws.classifier_layer) == ("layer4.1.conv2", "fc")
+    images = ws.test_set.tensors([0, 1])
+    with torch.no_grad():
+        assert torch.allclose(ws.model(images), net(images), atol=1e-5)
+    cams = CamEngine(ws.model, device="cpu").explain(images).cams["gradcam"]
+    assert cams["layer4.1.conv2"].shape == (2, 7, 7)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+def test_torchscript_alone_is_refused_with_a_way_out(byo_dir):
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(4, 3))
+    torch.jit.script(net).save(str(byo_dir / "model.ts"))
+    with pytest.raises(WorkspaceError, match=r"forward hooks.*add arch = .*state_dict"):
+        load_workspace(_write(byo_dir, 'name = "ts"\n[model]\ntorchscript = "model.ts"\n' + DATA))
 
 
 # ------------------------------------------------------------------------------------------------ errors
