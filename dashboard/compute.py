@@ -194,9 +194,9 @@ def explain_sample(model_id: str, sample_key: str, target: int, _loaded: LoadedW
 @st.cache_data(show_spinner=False, max_entries=32)
 def explain_without_gradients(model_id: str, sample_key: str, _loaded: LoadedWorkspace,
                               _tensor: torch.Tensor) -> SampleCams:
-    """Eigen-CAM at every Conv2d for one image, computed only when asked for and once per image (it does not
-    depend on the class). It takes an SVD per layer: cheap on small models, tens of seconds on a ResNet-50 on a
-    CPU, which is why it is not part of ``explain_sample``."""
+    """Eigen-CAM at every Conv2d for one image, computed only when picked and once per image: it does not depend
+    on the class, so it is cached per image rather than per (image, target), and a first paint never waits for
+    its per-layer eigendecompositions (which were the slowest part of a ResNet-50 pass when measured)."""
     with _loaded.lock:
         result = _loaded.engine.explain(_tensor, layers=None, methods=GRADIENT_FREE_METHODS)
     return _package(result, None)

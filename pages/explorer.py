@@ -137,7 +137,7 @@ with view_col:
         if CAM_METHODS[method].needs_gradients:
             text = f"Computing every layer's maps for '{class_names[class_index]}' (all gradient methods at once)…"
         else:
-            text = f"Computing {method_title} at every layer (one SVD per layer: slow on large models, once per image)…"
+            text = f"Computing {method_title} at every layer (once per image: it does not depend on the class)…"
         with st.spinner(text, show_time=True):
             return compute.layer_maps(loaded, sample, sample_input.tensor, method, class_index)
 
