@@ -84,6 +84,10 @@ def load_image(
                 f"{label} declares far more than the {max_pixels / 1e6:.0f} MP limit ({exc}), so it was refused "
                 "before decoding (a typical decompression bomb); resize it first"
             ) from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:  # e.g. a JPEG cut off inside its header
+            raise ImageLoadError(
+                f"{label} is truncated or corrupt: its header could not be read ({exc}); re-export or re-download it"
+            ) from None
         width, height = image.size
         if width <= 0 or height <= 0:
             raise ImageLoadError(f"{label} declares an empty size {width}×{height}")

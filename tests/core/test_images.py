@@ -50,6 +50,12 @@ def test_truncated_jpeg():
         load_image(data[: len(data) // 2], name="half.jpg")
 
 
+def test_jpeg_cut_off_inside_its_header():
+    data = _jpeg_bytes(Image.new("RGB", (32, 32), (200, 10, 10)))
+    with pytest.raises(ImageLoadError, match=r"truncated or corrupt"):
+        load_image(data[:30], name="stub.jpg")
+
+
 def test_decompression_bomb_is_refused_before_decoding(monkeypatch):
     decoded = []
     monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self) or None)

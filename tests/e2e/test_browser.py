@@ -6,123 +6,22 @@ environment variable CI set it fails instead, so a CI run cannot pass without ha
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from tests.e2e.browser_helpers import (
+    ALL_IMAGES_LOADED,
+    RENDER_MS,
+    assert_no_traceback,
+    header,
+    layer_shown,
+    view_image,
+    wait_until_rendered,
+)
+
 pytestmark = pytest.mark.browser
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
-SERVER_START_S = 180
-# A cold first render loads the model and classifies the test split; on a busy 2-core machine that is slow.
-RENDER_MS = 240_000
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-ALL_IMAGES_LOADED = """() => {
-    const images = [...document.querySelectorAll("[data-testid='stImage'] img")];
-    return images.length > 0 && images.every(img => img.complete && img.naturalWidth > 0);
-}"""
-
-
-def unavailable(reason: str):
-    message = (f"{reason}; the browser test needs Debian's Chromium at {CHROMIUM}: `apt-get install chromium` "
-               "(or `make browser-deps` as root), or point the CHROMIUM environment variable at a Chromium binary")
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright Python package is not installed (pip install -r requirements-dev.txt)")
-    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        unavailable("Chromium was not found")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(artifacts_dir):
-    """``streamlit run app.py`` on a free port; always terminated, also when the test fails."""
-    port = free_port()
-    log_path = artifacts_dir / "e2e" / "server.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + SERVER_START_S
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"streamlit exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                        if reply.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not answer /_stcore/health in {SERVER_START_S} s")
-                time.sleep(0.5)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_until_rendered(page) -> None:
-    page.wait_for_selector("[data-testid='stImage'] img", timeout=RENDER_MS)
-    page.wait_for_selector(IDLE, timeout=RENDER_MS)
-    page.wait_for_function(ALL_IMAGES_LOADED, timeout=RENDER_MS)
-
-
-def view_image(page, caption: str | re.Pattern):
-    locator = page.locator("[data-testid='stImage']").filter(has_text=caption).locator("img")
-    assert locator.count() == 1, f"expected one image captioned {caption!r}, found {locator.count()}"
-    return locator
-
-
-def header(page) -> str:
-    return page.get_by_text(re.compile(r"^Test image #\d+")).first.inner_text()
-
-
-def layer_shown(page) -> str:
-    return page.get_by_role("combobox", name="Layer").input_value()
-
-
-def assert_no_traceback(page) -> None:
-    assert page.locator("[data-testid='stException']").count() == 0, "the page shows a traceback"
 
 
 def test_explorer_in_a_browser(browser, server, artifacts_dir):
