@@ -43,18 +43,19 @@ ProgressFn = Callable[[float, str], None]
 # Bump when a change makes old cached embeddings wrong or different (settings, pipeline, file layout).
 CACHE_VERSION = 1
 
-#: The t-SNE settings ``embed_tsne`` uses unless overridden (measurements: bench/tsne_bench.py, its docstring).
+#: The t-SNE settings ``embed_tsne`` uses unless overridden. Measured on 2 shared cores with bench/tsne_bench.py
+#: and side-by-side runs (CPU seconds, as other jobs made wall times noisy), on synthetic CNN-like features:
 #:
-#: - 125 early-exaggeration + 250 normal iterations instead of openTSNE's 250 + 500 (scikit-learn: 250 + 750): with
-#:   openTSNE's learning rate N / exaggeration the layout has converged by then; trustworthiness and 2-D k-NN
-#:   accuracy stay within 0.002 of the long schedule at 2k and 5k points while the time halves.
-#: - Barnes-Hut with theta 0.8 below 10,000 points: faster than both theta 0.5 (about 1.4x) and FFT
-#:   interpolation (whose grid cost does not shrink with N) at 2k-5k points, at the same trustworthiness. From
-#:   10,000 points openTSNE's FFT method ("auto" follows openTSNE's own rule).
+#: - 125 early-exaggeration + 250 normal iterations instead of openTSNE's 250 + 500 (scikit-learn: 250 + 750):
+#:   with openTSNE's learning rate N / exaggeration the layout has settled by then. Trustworthiness stayed within
+#:   0.002 of the long schedule at 2k and 5k points (2-D 5-NN accuracy within 0.025) at half the time.
+#: - Barnes-Hut with theta 0.8 below 10,000 points: 1.4-1.5x less CPU than theta 0.5 and 1.4-2x less than FFT
+#:   interpolation (whose grid cost does not shrink with N) at 2k-5k points, at the same trustworthiness; the
+#:   layout comes out about 15% more compact. From 10,000 points openTSNE's own rule picks FFT.
 #: - Exact neighbours (scikit-learn, BLAS) up to 10,000 points: 2-4x faster than Annoy at 2k-5k points, and exact.
-#: - n_jobs "auto": as many threads as there are idle cores (at least 1, at most 8). When other processes keep the
-#:   cores busy, a second OpenMP thread made openTSNE slower (threads spin waiting for each other); on an idle
-#:   2-core machine it is about 1.6x faster. The result does not depend on the number of threads.
+#: - n_jobs "auto" = ``idle_cores()``: two threads were 1.4x (2k) to 1.65x (5k) faster on idle cores, but about 2x
+#:   slower while other jobs kept the cores busy (OpenMP threads spin waiting for each other). The result does
+#:   not depend on the thread count (tested).
 TSNE_SETTINGS: dict[str, Any] = {
     "early_exaggeration": 12.0,
     "early_exaggeration_iter": 125,
@@ -67,17 +68,41 @@ TSNE_SETTINGS: dict[str, Any] = {
 }
 
 
-def idle_cores(limit: int = 8) -> int:
-    """Cores this process may use minus the current load (1-minute load average), between 1 and ``limit``."""
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all CPUs from /proc/stat, or None where there is no /proc (macOS, Windows)."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user and nice]
+    return fields[3] + fields[4], sum(fields[:8])
+
+
+def idle_cores(limit: int = 8, window: float = 0.1) -> int:
+    """How many cores are idle right now, between 1 and ``limit`` (and the cores this process may use).
+
+    Measured over ``window`` seconds from /proc/stat, so it counts the other processes' current use and not this
+    process's own recent work (which a load average would include: a t-SNE right after the feature extraction
+    would then run on one thread on an idle machine). Without /proc: the 1-minute load average, else all cores.
+    """
+    try:
+        allowed = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # Windows
-        load = 0.0
-    return int(max(1, min(limit, cores, round(cores - load))))
+        allowed = os.cpu_count() or 1
+    total_cores = os.cpu_count() or allowed
+    before = _cpu_times()
+    if before is not None:
+        time.sleep(window)
+        after = _cpu_times()
+        elapsed = after[1] - before[1] if after is not None else 0
+        idle = total_cores * (after[0] - before[0]) / elapsed if elapsed > 0 else float(allowed)
+    else:
+        try:
+            idle = total_cores - os.getloadavg()[0]
+        except (AttributeError, OSError):  # Windows
+            idle = float(allowed)
+    return int(max(1, min(limit, allowed, int(idle + 0.5))))
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,18 @@ def test_thread_count_does_not_change_the_result(clustered, clustered_embedding)
     assert one.xy.tobytes() == two.xy.tobytes() == clustered_embedding.xy.tobytes()
 
 
+def test_idle_cores_counts_what_others_leave_free(monkeypatch):
+    monkeypatch.setattr(embedding.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(embedding.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    samples = iter([(1000, 5000), (1000 + 50, 5000 + 200)])  # 25% idle over the window: 1 of 4 cores
+    monkeypatch.setattr(embedding, "_cpu_times", lambda: next(samples))
+    assert embedding.idle_cores(window=0) == 1
+    samples = iter([(0, 0), (200, 200)])  # all idle, but capped by limit
+    assert embedding.idle_cores(limit=3, window=0) == 3
+    samples = iter([(0, 0), (0, 200)])  # all busy: still one thread
+    assert embedding.idle_cores(window=0) == 1
+
+
 def test_perplexity_changes_the_result(clustered, clustered_embedding):
     low = embed_tsne(clustered[0], perplexity=5.0)
     assert low.params["perplexity"] == 5.0
