@@ -12,19 +12,26 @@ from torch import nn
 from models.datasets import ImageSet
 
 
-def predict(model: nn.Module, image_set: ImageSet, indices: Sequence[int] | None = None,
-            batch_size: int = 500) -> np.ndarray:
-    """Predicted class of each image (no grad, eval mode; the model's training flag is restored)."""
+def logits(model: nn.Module, image_set: ImageSet, indices: Sequence[int] | None = None,
+           batch_size: int = 500) -> np.ndarray:
+    """(N, num_classes) float32 logits (no grad, eval mode; the model's training flag is restored)."""
     indices = list(range(len(image_set))) if indices is None else list(indices)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            parts = [model(image_set.tensors(indices[i:i + batch_size])).argmax(1)
+            parts = [model(image_set.tensors(indices[i:i + batch_size])).float()
                      for i in range(0, len(indices), batch_size)]
     finally:
         model.train(was_training)
-    return torch.cat(parts).numpy().astype(np.int64) if parts else np.zeros(0, np.int64)
+    return torch.cat(parts).numpy() if parts else np.zeros((0, 0), np.float32)
+
+
+def predict(model: nn.Module, image_set: ImageSet, indices: Sequence[int] | None = None,
+            batch_size: int = 500) -> np.ndarray:
+    """Predicted class of each image."""
+    scores = logits(model, image_set, indices, batch_size)
+    return scores.argmax(axis=1).astype(np.int64) if len(scores) else np.zeros(0, np.int64)
 
 
 def accuracy(model: nn.Module, image_set: ImageSet, batch_size: int = 500) -> float:

@@ -77,6 +77,21 @@ class ModelEntry:
         return json.loads(path.with_suffix(".json").read_text())
 
     @property
+    def test_logits_path(self) -> Path | None:
+        return None if self.checkpoint is None else CHECKPOINT_DIR / f"{Path(self.checkpoint).stem}.test-logits.npz"
+
+    def shipped_test_logits(self) -> np.ndarray | None:
+        """The test split's logits saved by ``python -m models.train`` with this checkpoint, or None when they are
+        missing or were made by another checkpoint (their sha256 is stored with them)."""
+        path = self.test_logits_path
+        if path is None or not path.is_file() or not self.trained:
+            return None
+        with np.load(path) as data:
+            if str(data["checkpoint_sha256"]) != checkpoint_sha256(self.checkpoint_path):
+                return None
+            return data["logits"].astype(np.float32)
+
+    @property
     def trained(self) -> bool:
         path = self.checkpoint_path
         return path is not None and path.is_file()

@@ -173,7 +173,22 @@ def save(name: str, model: nn.Module, entry: ModelEntry, recipe: Recipe, metrics
     path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     if out_dir.resolve() == CHECKPOINT_DIR:
         update_model_card()
+        write_test_logits(name)
     return card
+
+
+def write_test_logits(name: str) -> Path:
+    """Save the bundled test split's logits beside the checkpoint (with its sha256), so the dashboard shows the
+    correct/misclassified marks at start-up without classifying the whole split first."""
+    from models.evaluate import logits
+    from models.workspace import load_workspace
+
+    entry = BUNDLED_MODELS[name]
+    workspace = load_workspace(name)
+    path = entry.test_logits_path
+    np.savez_compressed(path, logits=logits(workspace.model, workspace.test_set).astype(np.float32),
+                        checkpoint_sha256=np.array(checkpoint_sha256(entry.checkpoint_path)))
+    return path
 
 
 def update_model_card(readme: Path = README) -> None:
@@ -208,8 +223,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="torch CPU threads (default 1: on a shared or busy CPU one thread trains several times "
                              "faster than two, and it is what the shipped checkpoints used)")
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="output folder (default models/checkpoints)")
+    parser.add_argument("--test-logits-only", action="store_true",
+                        help="do not train: only rewrite the shipped test-split logits of the current checkpoint")
     args = parser.parse_args(argv)
     names = list(BUNDLED_MODELS) if args.name == "all" else [args.name]
+    if args.test_logits_only:
+        for name in names:
+            print(f"[{name}] wrote {write_test_logits(name)}")
+        return
     for name in names:
         card = train(name, threads=args.threads, out_dir=args.out)
         print(f"[{name}] saved {card['file']} ({card['size_bytes'] / 1e6:.2f} MB) in {card['train_seconds']:.0f} s: "

@@ -39,6 +39,9 @@ class Workspace:
     test_set: ImageSet
     test_accuracy: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    #: (len(test_set), num_classes) logits shipped with a bundled checkpoint, so the dashboard need not classify
+    #: the whole split at start-up; None when there are none (bring-your-own) or they belong to another checkpoint.
+    test_logits: np.ndarray | None = None
 
     def features(self, images: torch.Tensor) -> np.ndarray:
         """Penultimate features (the flattened input of ``classifier_layer``) of normalised ``images``."""
@@ -106,6 +109,10 @@ def _load_bundled(name: str) -> Workspace:
         notes["untrained"] = (f"no checkpoint at {entry.checkpoint_path}: this is a randomly initialised model; "
                               f"train it with `python -m models.train {name}`")
     transform = entry.transforms()
+    test_set = spec.test_set(transform)
+    test_logits = entry.shipped_test_logits() if entry.trained else None
+    if test_logits is not None and test_logits.shape != (len(test_set), len(entry.categories)):
+        test_logits = None
     return Workspace(
         name=name,
         title=spec.title,
@@ -119,9 +126,10 @@ def _load_bundled(name: str) -> Workspace:
         transform=transform,
         default_layer=entry.default_layer,
         classifier_layer=entry.classifier_layer,
-        test_set=spec.test_set(transform),
+        test_set=test_set,
         test_accuracy=test_accuracy,
         notes=notes,
+        test_logits=test_logits,
     )
 
 

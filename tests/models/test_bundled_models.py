@@ -11,7 +11,7 @@ import pytest
 
 from models import checkpoint_sha256, load_workspace
 from models.datasets import digits_arrays
-from models.evaluate import accuracy, pointing_game, predict
+from models.evaluate import accuracy, logits, pointing_game, predict
 from models.registry import BUNDLED_MODELS, CHECKPOINT_DIR
 from models.shapes import cached_shapes
 
@@ -45,15 +45,34 @@ def test_bundled_workspace_loads_fast_and_is_ready(name):
     assert ws.test_accuracy is not None
 
 
+def _measured_accuracy_and_shipped_logits(ws) -> float:
+    """Accuracy from a fresh forward over the regenerated test split, after checking that the logits shipped
+    beside the checkpoint (which the dashboard uses at start-up) are that same forward."""
+    fresh = logits(ws.model, ws.test_set)
+    assert ws.test_logits is not None, f"run `python -m models.train {ws.name} --test-logits-only`"
+    np.testing.assert_allclose(ws.test_logits, fresh, atol=1e-4)
+    return float((fresh.argmax(axis=1) == ws.test_set.labels).mean())
+
+
+def test_shipped_logits_are_ignored_when_they_belong_to_another_checkpoint(tmp_path, monkeypatch):
+    entry = BUNDLED_MODELS["digits"]
+    stale = tmp_path / "digits.test-logits.npz"
+    with np.load(entry.test_logits_path) as data:
+        np.savez(stale, logits=data["logits"], checkpoint_sha256=np.array("0" * 64))
+    monkeypatch.setattr(type(entry), "test_logits_path", property(lambda self: stale))
+    assert entry.shipped_test_logits() is None
+    assert load_workspace("digits").test_logits is None
+
+
 def test_shapes_accuracy_on_the_regenerated_test_split(shapes_ws):
-    measured = accuracy(shapes_ws.model, shapes_ws.test_set)
+    measured = _measured_accuracy_and_shipped_logits(shapes_ws)
     assert measured >= 0.95
     assert measured == pytest.approx(shapes_ws.test_accuracy, abs=1e-4)  # the card tells the truth
     assert measured < 1.0  # a few genuine errors are left to browse
 
 
 def test_digits_accuracy_on_the_test_split(digits_ws):
-    measured = accuracy(digits_ws.model, digits_ws.test_set)
+    measured = _measured_accuracy_and_shipped_logits(digits_ws)
     assert measured >= 0.97
     assert measured == pytest.approx(digits_ws.test_accuracy, abs=1e-4)
 
@@ -62,7 +81,7 @@ def test_shortcut_model_is_good_on_aligned_markers_and_bad_on_shuffled_ones(shor
     from models.datasets import shapes_val_set
 
     validation = accuracy(shortcut_ws.model, shapes_val_set(shortcut_ws.transform, marker="aligned"))
-    test = accuracy(shortcut_ws.model, shortcut_ws.test_set)
+    test = _measured_accuracy_and_shipped_logits(shortcut_ws)
     assert validation >= 0.9
     assert test < validation - 0.3, (validation, test)
     assert test == pytest.approx(shortcut_ws.test_accuracy, abs=1e-4)
