@@ -70,8 +70,10 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 f"Python code{what} — a whole pickled model, or objects of custom classes. Unpickling it could run "
                 f"arbitrary code, so it was not loaded (torch.load with weights_only=True). To fix it, {_SAVE_HINT}"
             ) from None
-        except (RuntimeError, EOFError, OSError, ValueError) as error:
-            raise WorkspaceError(f"checkpoint {str(path)!r} could not be read as a PyTorch file ({error}); "
+        except Exception as error:  # garbage bytes make torch's weights-only unpickler raise
+            # anything (IndexError "pop from empty list" for a text file, KeyError, struct.error...); no code ran.
+            raise WorkspaceError(f"checkpoint {str(path)!r} could not be read as a PyTorch file "
+                                 f"({type(error).__name__}: {error}); "
                                  f"{_SAVE_HINT}") from error
     return _as_state_dict(state, path)
 

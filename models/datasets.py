@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gradcam_core.images import ImageLoadError, load_image
 from models.errors import WorkspaceError
 from models.shapes import SHAPE_CLASSES, ShapesBatch, cached_shapes
 from models.transforms import ImageTransform
@@ -170,6 +171,9 @@ def digits_test_set(transform: ImageTransform) -> ArrayImageSet:
 class FolderImageSet(ImageSet):
     """An ImageFolder directory: ``root/<class folder>/<image>``; labels index ``class_names``.
 
+    Every image file is decoded once when the folder is opened (``gradcam_core.images.load_image``, the decoder
+    uploads use); files that cannot be read are left out and listed in ``skipped`` with the reason.
+
     ``folder_to_class`` maps a folder name to a class name (default: the folder name itself). Every folder must
     map to one of ``class_names``; classes without a folder are allowed (a test set may lack some).
     """
@@ -196,12 +200,22 @@ class FolderImageSet(ImageSet):
             )
         files: list[Path] = []
         labels: list[int] = []
+        skipped: list[tuple[str, str]] = []
         for folder in folders:
             label = index[folder_to_class.get(folder.name, folder.name)]
             for path in sorted(folder.rglob("*")):
                 if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+                    problem = _unreadable(path)
+                    if problem:
+                        skipped.append((path.relative_to(self.root).as_posix(), problem))
+                        continue
                     files.append(path)
                     labels.append(label)
+        if not files and skipped:
+            raise WorkspaceError(
+                f"none of the {len(skipped)} image file(s) in {str(self.root)!r} could be read; the first, "
+                f"{skipped[0][0]}: {skipped[0][1]}"
+            )
         if not files:
             raise WorkspaceError(
                 f"data folder {str(self.root)!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)} files in "
@@ -210,17 +224,30 @@ class FolderImageSet(ImageSet):
             )
         self.files = files
         self.labels = np.asarray(labels, dtype=np.int64)
+        #: (path relative to root, why) of every image file left out because it could not be read
+        self.skipped = skipped
 
     def image(self, i: int) -> Image.Image:
         path = self.files[self._check(i)]
         try:
-            with Image.open(path) as image:
-                return image.convert("RGB")
-        except OSError as error:
-            raise WorkspaceError(f"cannot read image {str(path)!r}: {error}; remove or replace the file") from error
+            return load_image(path)
+        except ImageLoadError as error:  # the file changed after the folder was checked
+            raise WorkspaceError(f"cannot read image {str(path)!r}: {error}; remove or replace the file") from None
 
     def item_id(self, i: int) -> str:
         return self.files[self._check(i)].relative_to(self.root).as_posix()
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be used (empty, not an image, a decompression bomb, truncated), or None.
+
+    Decoded once when the folder is opened, through the decoder uploads use, so a bad file is left out with a
+    note instead of failing the whole split later; JPEGs decode at a reduced scale here (``max_side``)."""
+    try:
+        load_image(path, max_side=256)
+    except ImageLoadError as error:
+        return str(error)
+    return None
 
 
 __all__ = [
