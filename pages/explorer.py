@@ -22,7 +22,7 @@ from dashboard.view_state import (
     ViewState,
     to_query_params,
 )
-from gradcam_core import CAM_METHODS, COLORMAPS, METHOD_NAMES
+from gradcam_core import CAM_METHODS, COLORMAPS, METHOD_NAMES, colorize, upsample
 
 loaded = current()
 workspace = loaded.workspace
@@ -146,8 +146,9 @@ with view_col:
     pixels = sample_input.pixels
     height, width = pixels.shape[:2]
     shown = figures.enlarge(pixels, figures.display_factor(height, width))
-    heat = figures.heatmap_picture(cam, shown.shape[:2], colormap)
-    blended = figures.overlay_picture(shown, cam, opacity, colormap)
+    cam_shown = upsample(cam, shown.shape[:2])  # once, for both pictures
+    heat = colorize(cam_shown, colormap)
+    blended = figures.overlay_picture(shown, cam_shown, opacity, colormap)
 
     original_col, heat_col, overlay_col = st.columns(3)
     with original_col:
@@ -195,7 +196,8 @@ with view_col:
 
     with st.expander(f"Layer strip: {method_title} for '{class_names[target_class]}' at all "
                      f"{len(loaded.layers)} conv layers, shallow → deep (pick one to show it above)", expanded=True):
-        explorer.render_layer_strip(loaded, pixels, maps, layer, opacity, colormap)
+        explorer.render_layer_strip(loaded, pixels, maps, layer, opacity, colormap,
+                                    maps_key=(sample.key, target_class, method))
 
 # ----------------------------------------------------------------------------------------------- gallery
 with gallery_area:
