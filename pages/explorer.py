@@ -23,6 +23,7 @@ from dashboard.view_state import (
     to_query_params,
 )
 from gradcam_core import CAM_METHODS, COLORMAPS, METHOD_NAMES, colorize, upsample
+from gradcam_core.images import MAX_PIXELS
 
 loaded = current()
 workspace = loaded.workspace
@@ -44,6 +45,12 @@ st.caption(f"**{workspace.title}**: where does the model look when it decides? P
            "layer, a method and a target class.")
 for warning in link_warnings:
     st.warning(warning, icon=LINK_ICON)
+skipped_files = getattr(test_set, "skipped", None)
+if skipped_files:  # an ImageFolder with files that could not be read: left out, and the user is told which
+    listing = "\n".join(f"- `{path}`: {why}" for path, why in skipped_files[:10])
+    more = f"\n\n…and {len(skipped_files) - 10} more." if len(skipped_files) > 10 else ""
+    st.warning(f"**{len(skipped_files)} image file(s) of the test folder could not be read and are left out:**\n\n"
+               f"{listing}{more}", icon=":material/warning:")
 
 gallery_col, view_col = st.columns([1.7, 3], gap="large")
 with gallery_col:
@@ -53,7 +60,9 @@ with gallery_col:
         uploaded = st.file_uploader(
             "Upload an image to explain", type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"],
             key=UPLOAD_KEY, on_change=explorer.on_upload,
-            help="It goes through the workspace's own transform (resize, normalisation) before the model sees it.",
+            help="It goes through the workspace's own transform (resize, normalisation) before the model sees it. "
+                 f"Up to {st.get_option('server.maxUploadSize')} MB and {MAX_PIXELS // 1_000_000} megapixels "
+                 "(larger images are refused before decoding); big photos are reduced, EXIF rotation applied.",
         )
         if uploaded is not None and state[SOURCE_KEY] != "upload":
             st.button(f"Show {uploaded.name}", icon=":material/image:", on_click=explorer.show_upload,
