@@ -13,9 +13,9 @@ setup_page()
 # One line per view.
 PAGES = [
     st.Page("pages/explorer.py", title="Grad-CAM explorer", icon="🔥", default=True),
-    st.Page("pages/activations.py", title="Activation maps", icon="🧩"),
-    st.Page("pages/tsne.py", title="t-SNE of the test set", icon="🗺️"),
-    st.Page("pages/analysis.py", title="Misclassification analysis", icon="🎯"),
+    st.Page("pages/activations.py", title="Activation maps", icon=":material/grid_view:"),
+    st.Page("pages/tsne.py", title="t-SNE of the test set", icon=":material/scatter_plot:"),
+    st.Page("pages/analysis.py", title="Misclassification analysis", icon=":material/rule:"),
 ]
 
 page = st.navigation(PAGES)

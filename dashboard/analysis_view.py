@@ -65,7 +65,7 @@ def metrics_table(rows: list[dict]) -> pd.DataFrame:
     return table.rename(columns={"name": "class", "f1": "F1", "predicted": "predicted as"})
 
 
-def thumbnail_grid(indices: Sequence[int], pictures: Sequence[np.ndarray], captions: Sequence[str], key: str,
+def thumbnail_grid(indices: Sequence[int], pictures: Sequence[np.ndarray], captions: Sequence[str | None], key: str,
                    on_open: Callable[[int], None], help_texts: Sequence[str] | None = None, columns: int = 4) -> None:
     """Pictures in a grid, each with a button "#i" that calls ``on_open(i)`` (inline, not as a callback, so it
     may switch pages)."""

@@ -38,12 +38,14 @@ def scatter_figure(xy: np.ndarray, indices: np.ndarray, labels: np.ndarray, pred
         groups = [(str(names[k]), key == k, PALETTE[k % len(PALETTE)]) for k in range(len(names)) if (key == k).any()]
     figure = go.Figure()
     for name, mask, colour in groups:
-        symbols = np.where(correct[mask], "circle", "x")
+        # Correct points first: the legend shows the first point's symbol, and the crosses are drawn on top.
+        members = np.flatnonzero(mask)
+        members = members[np.argsort(~correct[members], kind="stable")]
         figure.add_trace(go.Scatter(
-            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name,
-            marker={"color": colour, "size": np.where(correct[mask], 6, 9), "symbol": symbols,
-                    "line": {"width": 0}, "opacity": 0.8},
-            customdata=np.asarray(indices)[mask][:, None], hovertext=hover[mask], hoverinfo="text",
+            x=xy[members, 0], y=xy[members, 1], mode="markers", name=name,
+            marker={"color": colour, "size": np.where(correct[members], 6, 10),
+                    "symbol": np.where(correct[members], "circle", "x"), "line": {"width": 0}, "opacity": 0.8},
+            customdata=np.asarray(indices)[members][:, None], hovertext=hover[members], hoverinfo="text",
         ))
     if highlight is not None and highlight in set(int(i) for i in indices):
         at = int(np.flatnonzero(np.asarray(indices) == highlight)[0])

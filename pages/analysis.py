@@ -89,7 +89,7 @@ else:
     st.caption(f"{len(shown)} of {total} test images: true **{class_names[true_class]}**, predicted "
                f"**{class_names[pred_class]}**. Press one to open it in the explorer.")
     view.thumbnail_grid(shown, view.thumbnails(test_set, shown, [true_class == pred_class] * len(shown)),
-                        [f"#{int(i)}" for i in shown], "analysis.cell", open_sample, columns=8)
+                        [None] * len(shown), "analysis.cell", open_sample, columns=8)
 
 st.subheader("Correct vs misclassified: where does the model look?", anchor=False)
 class_col, layer_col, target_col = st.columns([1.2, 2, 1.4])

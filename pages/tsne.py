@@ -57,9 +57,8 @@ if result is None:
         result = views_compute.embedding(loaded, features, perplexity,
                                          progress=lambda f, text: bar.progress(0.4 + 0.6 * f, text=text))
         bar.progress(1.0, text=f"Done in {time.perf_counter() - started:.1f} s")
-        bar.empty()
-    else:
-        st.stop()
+        st.rerun()  # draw the page again without the button and the note, now from the warm cache
+    st.stop()
 
 separation = views_compute.separability(views_compute.features_key(loaded, indices), features)
 correct = features.correct
