@@ -103,7 +103,7 @@ def _pixels(loaded: LoadedWorkspace, tensor: torch.Tensor) -> np.ndarray:
     return denormalise(tensor[0], workspace.mean, workspace.std)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_data(show_spinner=False, max_entries=64)  # an ImageNet-size input is 0.75 MB; remaking one costs ms
 def test_input(model_id: str, sample_key: str, index: int, _loaded: LoadedWorkspace) -> SampleInput:
     tensor = _loaded.workspace.test_set.tensors([index]).float()
     return SampleInput(tensor=tensor, pixels=_pixels(_loaded, tensor))
