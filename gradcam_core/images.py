@@ -67,7 +67,7 @@ def load_image(
         raise ImageLoadError(f"{label} is empty (0 bytes); choose a PNG or JPEG file with content")
     if max_bytes is not None and size > max_bytes:
         raise ImageLoadError(
-            f"{label} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; resize or compress it"
+            f"{label} is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit; resize or compress it"
         )
 
     stream = io.BytesIO(data) if data is not None else open(path, "rb")  # noqa: SIM115 - closed below

@@ -183,3 +183,27 @@ def test_an_image_folder_with_bad_files_explains_the_good_ones_and_lists_the_bad
     assert len(picks) == 6  # the good files: the whole split
     picks[-1].click().run()
     _assert_explained(at)
+
+
+# ------------------------------------------------------------------------------------ server settings
+def test_server_config_has_xsrf_an_upload_limit_and_headless():
+    import tomllib
+
+    from tests.app.helpers import APP
+
+    server = tomllib.loads((APP.parent / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["enableXsrfProtection"] is True
+    assert server["headless"] is True
+    assert isinstance(server["maxUploadSize"], int) and 1 <= server["maxUploadSize"] <= 50
+    assert server.get("enableCORS", True) is True  # the default; the README says to keep it
+    assert server["fileWatcherType"] == "none"
+
+
+def test_decode_image_refuses_bytes_over_the_upload_limit():
+    from dashboard.compute import UploadError, decode_image
+
+    limit_mb = int(config.get_option("server.maxUploadSize"))
+    too_big = b"\x89PNG\r\n\x1a\n" + bytes(limit_mb * 1024 * 1024)
+    with pytest.raises(UploadError, match=rf"'huge.png' is {len(too_big) / 2**20:.1f} MB, over the "
+                                          rf"{limit_mb} MB limit; resize or compress it"):
+        decode_image(too_big, "huge.png")
