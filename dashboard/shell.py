@@ -120,6 +120,9 @@ def current() -> LoadedWorkspace:
     if loaded is None:
         setup_page()
         loaded = render_shell()
+        # Drawn for this run only: nothing after the page clears it (app.py's forget_workspace did not run), and
+        # leaving it would make the next page-alone run skip the sidebar. Pages call current() once, at the top.
+        st.session_state.pop(_LOADED_KEY, None)
         if loaded is None:
             st.stop()
     return loaded

@@ -71,6 +71,11 @@ def test_a_page_run_without_app_py_draws_the_shell_itself():
     assert_clean(at)
     assert at.selectbox(key="ws").value == DEFAULT_WORKSPACE
     main_images(at)
+    # and again on the next run: the sidebar must not vanish after the first interaction
+    at.slider(key=WIDGET_KEYS["opacity"]).set_value(0.8).run()
+    assert_clean(at)
+    assert at.selectbox(key="ws").value == DEFAULT_WORKSPACE
+    main_images(at)
 
 
 def test_layer_picker_offers_exactly_the_conv_layers_with_shapes(shapes):
