@@ -29,6 +29,18 @@ def _goal(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def _peer_table(ours_label: str, row: dict, floor: bool = False, per: str = "layer") -> list[str]:
+    """Rows of ours vs (optionally) the floor vs each peer, with each one's time relative to ours."""
+    lines = ["| what | median time | vs ours |", "|---|---:|---:|",
+             f"| ours: {ours_label} | {row['ours_s'] * 1000:.0f} ms | 1.0× |"]
+    if floor:
+        lines.append(f"| floor: bare forward + backward | {row['floor_s'] * 1000:.0f} ms | "
+                     f"{row['floor_s'] / row['ours_s']:.2f}× |")
+    for key, name in (("pgc_s", "pytorch-grad-cam"), ("torchcam_s", "torch-cam")):
+        lines.append(f"| {name}, {per} | {row[key] * 1000:.0f} ms | {_ratio(row[key], row['ours_s'])} |")
+    return lines
+
+
 def section_sweep(quick: bool, device: torch.device) -> str:
     arch, size, repeats = ("resnet18", 32, 1) if quick else ("resnet50", 224, 7)
     row = eb.layer_sweep(arch, size, repeats, device)
@@ -37,15 +49,7 @@ def section_sweep(quick: bool, device: torch.device) -> str:
     return "\n".join([
         f"### Layer sweep: Grad-CAM for all {row['layers']} Conv2d of {arch} on one {size}×{size} image",
         "",
-        "| what | median time | vs ours |",
-        "|---|---:|---:|",
-        f"| ours: `explain(layers=None)`, one pass | {row['ours_s'] * 1000:.0f} ms | 1.0× |",
-        f"| floor: bare forward + backward | {row['floor_s'] * 1000:.0f} ms | "
-        f"{row['floor_s'] / row['ours_s']:.2f}× |",
-        f"| pytorch-grad-cam, one call per layer | {row['pgc_s'] * 1000:.0f} ms | "
-        f"{_ratio(row['pgc_s'], row['ours_s'])} |",
-        f"| torch-cam, one call per layer | {row['torchcam_s'] * 1000:.0f} ms | "
-        f"{_ratio(row['torchcam_s'], row['ours_s'])} |",
+        *_peer_table("`explain(layers=None)`, one pass", row, floor=True, per="one call per layer"),
         "",
         f"Goals: ours ≤ 1.2× the floor — {vs_floor:.2f}× ({_goal(vs_floor <= 1.2)}); "
         f"≥ 50× faster than the peers' loop — {vs_peers:.0f}× ({_goal(vs_peers >= 50)}).",
@@ -60,11 +64,7 @@ def section_topk(quick: bool, device: torch.device) -> str:
     return "\n".join([
         f"### Top-5 targets: maps for the 5 best classes at the last conv of {arch}, {size}×{size}",
         "",
-        "| what | median time | vs ours |",
-        "|---|---:|---:|",
-        f"| ours: `explain_topk(k=5)`, one forward + one batched backward | {row['ours_s'] * 1000:.0f} ms | 1.0× |",
-        f"| pytorch-grad-cam, 5 calls | {row['pgc_s'] * 1000:.0f} ms | {_ratio(row['pgc_s'], row['ours_s'])} |",
-        f"| torch-cam, 5 calls | {row['torchcam_s'] * 1000:.0f} ms | {_ratio(row['torchcam_s'], row['ours_s'])} |",
+        *_peer_table("`explain_topk(k=5)`, one forward + one batched backward", row, per="5 calls"),
         "",
         f"Goal ≥ 10× — {speedup:.1f}× against the faster peer ({_goal(speedup >= 10)}).",
     ])
@@ -77,13 +77,7 @@ def section_gallery(quick: bool, device: torch.device) -> str:
     return "\n".join([
         f"### Gallery: Grad-CAM at the last conv of {arch} for {n} images ({size}×{size})",
         "",
-        "| what | median time | vs ours |",
-        "|---|---:|---:|",
-        f"| ours: one batched `explain` | {row['ours_s'] * 1000:.0f} ms | 1.0× |",
-        f"| pytorch-grad-cam, one call per image | {row['pgc_s'] * 1000:.0f} ms | "
-        f"{_ratio(row['pgc_s'], row['ours_s'])} |",
-        f"| torch-cam, one call per image | {row['torchcam_s'] * 1000:.0f} ms | "
-        f"{_ratio(row['torchcam_s'], row['ours_s'])} |",
+        *_peer_table("one batched `explain`", row, per="one call per image"),
         "",
         f"Goal ≥ 2× — {speedup:.1f}× against the faster peer ({_goal(speedup >= 2)}).",
     ])

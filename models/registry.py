@@ -174,29 +174,24 @@ class TorchvisionEntry:
         return penultimate_features(model, images, self.classifier_layer)
 
 
+def _shapes_entry(name: str) -> ModelEntry:
+    """The two shapes models share an architecture and preprocessing; only their training data differs."""
+    return ModelEntry(
+        name=name,
+        builder=lambda: ShapesResNet(num_classes=len(SHAPE_CLASSES)),
+        categories=SHAPE_CLASSES,
+        input_size=(IMAGE_SIZE, IMAGE_SIZE),
+        mean=SHAPES_MEAN,
+        std=SHAPES_STD,
+        default_layer="head.0",
+        classifier_layer="fc",
+        checkpoint=f"{name}.safetensors",
+    )
+
+
 BUNDLED_MODELS: dict[str, ModelEntry] = {
-    "shapes": ModelEntry(
-        name="shapes",
-        builder=lambda: ShapesResNet(num_classes=len(SHAPE_CLASSES)),
-        categories=SHAPE_CLASSES,
-        input_size=(IMAGE_SIZE, IMAGE_SIZE),
-        mean=SHAPES_MEAN,
-        std=SHAPES_STD,
-        default_layer="head.0",
-        classifier_layer="fc",
-        checkpoint="shapes.safetensors",
-    ),
-    "shapes-shortcut": ModelEntry(
-        name="shapes-shortcut",
-        builder=lambda: ShapesResNet(num_classes=len(SHAPE_CLASSES)),
-        categories=SHAPE_CLASSES,
-        input_size=(IMAGE_SIZE, IMAGE_SIZE),
-        mean=SHAPES_MEAN,
-        std=SHAPES_STD,
-        default_layer="head.0",
-        classifier_layer="fc",
-        checkpoint="shapes-shortcut.safetensors",
-    ),
+    "shapes": _shapes_entry("shapes"),
+    "shapes-shortcut": _shapes_entry("shapes-shortcut"),
     "digits": ModelEntry(
         name="digits",
         builder=lambda: DigitsCNN(num_classes=len(DIGIT_CLASSES)),
