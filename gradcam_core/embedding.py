@@ -68,23 +68,28 @@ TSNE_SETTINGS: dict[str, Any] = {
 }
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(idle, total) jiffies of all CPUs from /proc/stat, or None where there is no /proc (macOS, Windows)."""
+def _cpu_times() -> tuple[int, int, int] | None:
+    """(idle, total, this process's) CPU time in clock ticks, summed over all CPUs, from /proc; None without /proc
+    (macOS, Windows)."""
     try:
         with open("/proc/stat") as handle:
             fields = [int(v) for v in handle.readline().split()[1:]]
-    except (OSError, ValueError):
+        with open("/proc/self/stat") as handle:
+            own = handle.read().rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
+    except (OSError, ValueError, IndexError):
         return None
     # user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user and nice]
-    return fields[3] + fields[4], sum(fields[:8])
+    return fields[3] + fields[4], sum(fields[:8]), int(own[11]) + int(own[12])  # utime + stime
 
 
 def idle_cores(limit: int = 8, window: float = 0.1) -> int:
-    """How many cores are idle right now, between 1 and ``limit`` (and the cores this process may use).
+    """How many cores other processes leave idle right now, between 1 and ``limit`` (and the cores this process
+    may use).
 
-    Measured over ``window`` seconds from /proc/stat, so it counts the other processes' current use and not this
-    process's own recent work (which a load average would include: a t-SNE right after the feature extraction
-    would then run on one thread on an idle machine). Without /proc: the 1-minute load average, else all cores.
+    Measured over ``window`` seconds from /proc: the CPU time of this process itself counts as free, so neither its
+    own recent work (which a load average would include: a t-SNE right after the feature extraction would run on
+    one thread on an idle machine) nor its idle BLAS/OpenMP threads still spinning after the last call count as
+    load. Without /proc: all cores minus the 1-minute load average, else all cores.
     """
     try:
         allowed = len(os.sched_getaffinity(0))
@@ -92,11 +97,13 @@ def idle_cores(limit: int = 8, window: float = 0.1) -> int:
         allowed = os.cpu_count() or 1
     total_cores = os.cpu_count() or allowed
     before = _cpu_times()
+    after = None
     if before is not None:
         time.sleep(window)
         after = _cpu_times()
-        elapsed = after[1] - before[1] if after is not None else 0
-        idle = total_cores * (after[0] - before[0]) / elapsed if elapsed > 0 else float(allowed)
+    if before is not None and after is not None and after[1] > before[1]:
+        free_ticks = (after[0] - before[0]) + (after[2] - before[2])
+        idle = total_cores * min(1.0, free_ticks / (after[1] - before[1]))
     else:
         try:
             idle = total_cores - os.getloadavg()[0]

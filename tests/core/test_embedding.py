@@ -1,5 +1,7 @@
 """t-SNE embedding, its cache, and feature separability, on small clustered features like a CNN's penultimate layer."""
 
+import os
+
 import numpy as np
 import pytest
 from sklearn.manifold import trustworthiness
@@ -64,13 +66,24 @@ def test_thread_count_does_not_change_the_result(clustered, clustered_embedding)
 def test_idle_cores_counts_what_others_leave_free(monkeypatch):
     monkeypatch.setattr(embedding.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(embedding.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
-    samples = iter([(1000, 5000), (1000 + 50, 5000 + 200)])  # 25% idle over the window: 1 of 4 cores
-    monkeypatch.setattr(embedding, "_cpu_times", lambda: next(samples))
+
+    def window(idle, total, own=0):
+        samples = iter([(1000, 5000, 70), (1000 + idle, 5000 + total, 70 + own)])
+        monkeypatch.setattr(embedding, "_cpu_times", lambda: next(samples))
+
+    window(idle=50, total=200)  # others busy 75% of the time: 1 of 4 cores free
     assert embedding.idle_cores(window=0) == 1
-    samples = iter([(0, 0), (200, 200)])  # all idle, but capped by limit
-    assert embedding.idle_cores(limit=3, window=0) == 3
-    samples = iter([(0, 0), (0, 200)])  # all busy: still one thread
+    window(idle=50, total=200, own=100)  # but half of that was this process (spinning threads): 3 free
+    assert embedding.idle_cores(window=0) == 3
+    window(idle=200, total=200)  # all idle, capped by limit
+    assert embedding.idle_cores(limit=2, window=0) == 2
+    window(idle=0, total=200)  # all busy: still one thread
     assert embedding.idle_cores(window=0) == 1
+
+
+def test_idle_cores_on_this_machine():
+    assert embedding._cpu_times() is None or len(embedding._cpu_times()) == 3
+    assert 1 <= embedding.idle_cores() <= (os.cpu_count() or 1)
 
 
 def test_perplexity_changes_the_result(clustered, clustered_embedding):
