@@ -43,10 +43,11 @@ def cache_dir() -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ activations
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=4)
 def sample_activations(model_id: str, sample_key: str, index: int, _loaded: LoadedWorkspace) -> dict[str, np.ndarray]:
     """layer -> (C, h, w) float32 raw Conv2d output (no gradient weighting) of test image ``index``, all layers from
-    one forward. Bounded to 16 images: a ResNet-50's activations of one 224 px image are about 40 MB."""
+    one forward. Bounded to 4 images: a ResNet-50's activations of one 224 px image are about 40 MB, and a
+    recomputation is one forward pass."""
     tensor = _loaded.workspace.test_set.tensors([int(index)]).float()
     with _loaded.lock:
         captured = _loaded.engine.activations(tensor, None)
