@@ -336,7 +336,7 @@ def clear_memory_cache() -> None:
 def _cache_digest(features: np.ndarray, key: str, params: dict[str, Any]) -> str:
     data = np.ascontiguousarray(features)
     content = hashlib.sha256(data.view(np.uint8).reshape(-1)).hexdigest()
-    # Resolve the settings now, so a changed default in TSNE_SETTINGS also changes the key.
+    # The defaults are part of the key, so changing TSNE_SETTINGS in a later version does not serve old layouts.
     described = {
         "version": CACHE_VERSION,
         "key": key,
@@ -353,9 +353,7 @@ def _read_cache_file(path: Path, n_samples: int) -> EmbeddingResult | None:
         with np.load(path, allow_pickle=False) as stored:
             xy = np.array(stored["xy"], dtype=np.float32)
             meta = json.loads(str(stored["meta"]))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # missing, truncated, not ours
         return None
     if xy.shape != (n_samples, 2) or not np.isfinite(xy).all() or not isinstance(meta, dict):
         return None
