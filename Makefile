@@ -10,7 +10,7 @@ PORT ?= 8501
 WORKSPACE ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench browser-deps venv dev-venv train clean-cache
+.PHONY: run test lint bench browser-deps venv dev-venv train
 
 venv: $(VENV)/.run-$(RUN_HASH)
 dev-venv: $(VENV)/.dev-$(DEV_HASH)
