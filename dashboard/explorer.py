@@ -187,28 +187,45 @@ def render_gallery(loaded: LoadedWorkspace, predictions: compute.TestPredictions
 
 
 # ------------------------------------------------------------------------------------------- layer strip
+@st.cache_resource(show_spinner=False, max_entries=64)
+def topk_chart(model_id: str, sample_key: str, target_class: int, _probabilities: np.ndarray,
+               _class_names: list[str], _true_label: int | None):
+    """The top-5 figure of one (model, sample, explained class), built once: plotly's layout validation made
+    building it the largest part of an opacity rerun. A resource (shared, not copied); nothing mutates it."""
+    return figures.topk_figure(_probabilities, _class_names, _true_label, target_class)
+
+
+#: The strip compares where each layer looks, so its overlays keep one opacity whatever the slider says (at
+#: opacity 0 every cell would be the same plain image), and re-blending 12-53 pictures on every slider move was
+#: most of an opacity rerun.
+STRIP_OPACITY = 0.6
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
-def strip_maps(model_id: str, maps_key: tuple, size: tuple[int, int], _maps: dict[str, np.ndarray]
-               ) -> dict[str, np.ndarray]:
-    """Every layer's map upsampled to the strip's picture size, once per (sample, target, method): moving the
-    opacity or changing the colormap then only re-blends."""
-    return {layer: upsample(cam, size) for layer, cam in _maps.items()}
+def strip_pictures(model_id: str, maps_key: tuple, colormap: str, _small: np.ndarray,
+                   _maps: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """PNG bytes of every layer's overlay at ``STRIP_OPACITY``, once per (sample, target, method, colormap)."""
+    size = _small.shape[:2]
+    return {layer: figures.png_bytes(figures.overlay_picture(_small, upsample(cam, size), STRIP_OPACITY, colormap))
+            for layer, cam in _maps.items()}
 
 
 def render_layer_strip(loaded: LoadedWorkspace, pixels: np.ndarray, maps: dict[str, np.ndarray], current: str,
-                       opacity: float, colormap: str, maps_key: tuple) -> None:
+                       colormap: str, maps_key: tuple) -> None:
     """A small overlay per conv layer, shallow to deep; the button under each selects that layer.
 
-    ``maps_key`` identifies ``maps`` (sample key, target class, method) for the cache of upsampled maps."""
+    ``maps_key`` identifies ``maps`` (sample key, target class, method) for the cache of the strip's pictures."""
     factor = figures.display_factor(*pixels.shape[:2], target=112)
     small = figures.enlarge(pixels, factor)
-    upsampled = strip_maps(loaded.model_id, maps_key, small.shape[:2], maps)
+    pictures = strip_pictures(loaded.model_id, (*maps_key, small.shape[:2]), colormap, small, maps)
+    st.caption(f"Overlays at a fixed opacity of {STRIP_OPACITY}, so every layer's map stays visible whatever the "
+               "slider above says.")
     many = len(loaded.layers) > 16
     grid = st.grid("auto", min_column_width=104, gap="small", height=420 if many else "content")
     for layer in loaded.layers:
         channels, height, width = loaded.layer_shapes.get(layer, (0, 0, 0))
         with grid.cell():
-            st.image(figures.overlay_picture(small, upsampled[layer], opacity, colormap), width="stretch")
+            st.image(pictures[layer], width="stretch")
             st.button(layer, key=f"explorer.strip.{layer}", on_click=select_layer, args=(layer,),
                       type="primary" if layer == current else "secondary", width="stretch",
                       help=f"{layer} · output {channels}×{height}×{width}")

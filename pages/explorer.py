@@ -181,7 +181,8 @@ with view_col:
     link = f"{page_url.scheme}://{page_url.netloc}{page_url.path}?{urlencode(params)}"
 
     chart_col, info_col = st.columns([3, 2], gap="medium")
-    chart_col.plotly_chart(figures.topk_figure(probabilities, class_names, label, target_class),
+    chart_col.plotly_chart(explorer.topk_chart(loaded.model_id, sample.key, target_class, probabilities,
+                                               class_names, label),
                            config={"displayModeBar": False}, key="explorer.top5")
     with info_col:
         explorer.render_downloads(loaded, sample, view, probabilities, target_class, cam, heat, blended, link)
@@ -205,8 +206,7 @@ with view_col:
 
     with st.expander(f"Layer strip: {method_title} for '{class_names[target_class]}' at all "
                      f"{len(loaded.layers)} conv layers, shallow → deep (pick one to show it above)", expanded=True):
-        explorer.render_layer_strip(loaded, pixels, maps, layer, opacity, colormap,
-                                    maps_key=(sample.key, target_class, method))
+        explorer.render_layer_strip(loaded, pixels, maps, layer, colormap, maps_key=(sample.key, target_class, method))
 
 # ----------------------------------------------------------------------------------------------- gallery
 with gallery_area:
