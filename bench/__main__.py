@@ -18,7 +18,7 @@ import torch
 
 from bench import engine_bench as eb
 
-SECTIONS = ("sweep", "topk", "gallery", "models", "memory", "tsne", "dashboard")
+SECTIONS = ("sweep", "topk", "gallery", "limits", "models", "memory", "tsne", "dashboard")
 
 
 def _ratio(a: float, b: float) -> str:
@@ -83,6 +83,32 @@ def section_gallery(quick: bool, device: torch.device) -> str:
     ])
 
 
+def section_limits(quick: bool, device: torch.device) -> str:
+    arch, size, repeats, n = ("resnet18", 32, 1, 3) if quick else ("resnet50", 224, 7, 20)
+    row = eb.limits(arch, size, repeats, device, n=n)
+    saved = 1 - row["batch_forward_s"] / row["singles_forward_s"]
+    return "\n".join([
+        f"### What bounds the ratios against torch-cam ({arch}, {size}×{size}, {device})",
+        "",
+        "| what | median time |",
+        "|---|---:|",
+        f"| one forward (no grad) | {row['forward_s'] * 1000:.0f} ms |",
+        f"| forward + backward to the input, no weight gradients | {row['input_backward_s'] * 1000:.0f} ms |",
+        f"| torch-cam, one call at the first conv | {row['torchcam_first_s'] * 1000:.0f} ms |",
+        f"| torch-cam, one call at the last conv | {row['torchcam_last_s'] * 1000:.0f} ms |",
+        f"| {n} single-image forwards, one after another | {row['singles_forward_s'] * 1000:.0f} ms |",
+        f"| one forward of a batch of {n} | {row['batch_forward_s'] * 1000:.0f} ms "
+        f"({f'{saved:.0%} less' if saved >= 0 else f'{-saved:.0%} more'}) |",
+        "",
+        "torch-cam stops each call's backward at its layer, so its per-layer loop costs about half a forward + "
+        "backward per layer, while a map at the first conv needs at least a forward and a backward to the input "
+        "(row 2): that bounds any one-pass sweep to roughly layers × (torch-cam's mean call) / row 2 against it. "
+        "Each torch-cam top-5 call includes a forward, so one forward for all five is at most ~5× faster. On a "
+        "CPU a batch saves little or nothing over single forwards (last two rows), which bounds the gallery "
+        "ratio; a GPU changes that, and this task had none to measure on.",
+    ])
+
+
 def section_models(quick: bool, device: torch.device) -> str:
     archs = ("squeezenet1_1",) if quick else ("vgg16", "mobilenet_v3_large")
     size, repeats = (32, 1) if quick else (224, 5)
@@ -121,8 +147,9 @@ def section_memory(quick: bool, device: torch.device) -> str:
           for k, label in (("floor", "bare forward + backward"), ("ours", "ours, all layers in one pass"),
                            ("pgc", "pytorch-grad-cam, one call per layer"))],
         "",
-        "Ours keeps every layer's activation and gradient of the one pass alive at once, which is what the "
-        "growth over the floor pays for.",
+        "Ours holds every layer's activation (plus a copy handed to the network) and gradient at once, but "
+        "computes no weight gradients, which a plain backward allocates; pytorch-grad-cam's loop also builds "
+        "53 graphs in turn and keeps CPU copies.",
     ])
 
 

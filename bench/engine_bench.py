@@ -199,3 +199,37 @@ def peak_rss(arch: str, size: int) -> dict:
                               text=True, env=env, timeout=600, check=True)
         out[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
+
+
+def limits(arch: str, size: int, repeats: int, device: torch.device, n: int = 20) -> dict:
+    """Lower bounds that explain the ratios against torch-cam: what one forward, and one forward plus a
+    backward to the input (no weight gradients: the least a map at the first conv needs), cost; one torch-cam
+    call at the first and at the last conv; and how much a batch saves over single-image forwards."""
+    model = build(arch, device)
+    image = torch.randn(1, 3, size, size, device=device)
+    batch = torch.randn(n, 3, size, size, device=device)
+    layers = list_conv_layers(model)
+
+    def forward(x):
+        with torch.no_grad():
+            model(x)
+        _sync(device)
+
+    def forward_backward_to_input():
+        x = image.clone().requires_grad_(True)
+        torch.autograd.grad(model(x)[0, 1], x)
+        _sync(device)
+
+    singles, batched = [], []
+    for _ in range(max(1, repeats // 2)):  # interleaved, so a noisy moment hits both ways alike
+        singles.append(median_time(lambda: [forward(batch[i:i + 1]) for i in range(n)], 1, warmup=0))
+        batched.append(median_time(lambda: forward(batch), 1, warmup=0))
+    return {
+        "forward_s": median_time(lambda: forward(image), repeats, warmup=2),
+        "input_backward_s": median_time(forward_backward_to_input, repeats, warmup=2),
+        "torchcam_first_s": median_time(lambda: _torchcam_call(model, layers[0], image, 1), repeats),
+        "torchcam_last_s": median_time(lambda: _torchcam_call(model, layers[-1], image, 1), repeats),
+        "singles_forward_s": statistics.median(singles),
+        "batch_forward_s": statistics.median(batched),
+        "n": n,
+    }

@@ -16,7 +16,7 @@ def test_quick_benchmark_writes_every_section(tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
-    for heading in ("### Layer sweep", "### Top-5 targets", "### Gallery", "### Other architectures",
+    for heading in ("### Layer sweep", "### Top-5 targets", "### Gallery", "### What bounds", "### Other architectures",
                     "### Peak resident memory", "t-SNE", "### Dashboard latency"):
         assert heading in text, f"{heading!r} missing from the quick benchmark output"
     assert "Failed:" not in text
