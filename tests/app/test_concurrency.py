@@ -9,7 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 import streamlit as st
 import torch
 
@@ -19,14 +18,6 @@ from gradcam_core import METHOD_NAMES
 
 USERS = 8
 REQUESTS_PER_USER = 6
-
-
-@pytest.fixture
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _request(user: int, step: int, layers: list[str], num_classes: int) -> tuple[int, str, int, str]:

@@ -9,9 +9,7 @@ tests/models/test_hardening.py and go through ``streamlit run app.py -- --worksp
 from __future__ import annotations
 
 import io
-import struct
 import sys
-import zlib
 
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from streamlit import config
 from dashboard.explorer import UPLOAD_KEY, WIDGET_KEYS
 from models import DEFAULT_WORKSPACE
 from tests.app.helpers import assert_clean, main_images, run_app
+from tests.image_files import bomb_png
 from tests.models.test_hardening import BROKEN_WORKSPACES, add_bad_images, make_workspace, write_template
 
 WORKSPACE = {"ws": "digits"}
@@ -37,15 +36,6 @@ def _photo(width: int, height: int) -> Image.Image:
     x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
     y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
     return Image.fromarray(np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=-1).astype(np.uint8))
-
-
-def _bomb_png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(
-        b"IEND", b"")
 
 
 def _exif_rotated() -> bytes:
@@ -80,7 +70,7 @@ UPLOADS = {
     "empty": ("empty.png", lambda: b"", "is empty (0 bytes)"),
     "random-bytes": ("noise.png", lambda: np.random.default_rng(0).bytes(3000), "not an image format we can read"),
     "truncated-jpeg": ("cut.jpg", _truncated_jpeg, "truncated or corrupt"),
-    "decompression-bomb": ("bomb.png", lambda: _bomb_png(30000, 30000), "the 64 MP limit"),
+    "decompression-bomb": ("bomb.png", lambda: bomb_png(30000, 30000), "the 64 MP limit"),
     "very-large-photo": ("big.jpg", lambda: _save(_photo(6000, 4000), "JPEG", quality=70), None),
     "one-pixel": ("dot.png", lambda: _save(Image.new("RGB", (1, 1), (9, 9, 9)), "PNG"), None),
     "grayscale": ("gray.png", lambda: _save(_photo(40, 30).convert("L"), "PNG"), None),

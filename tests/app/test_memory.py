@@ -71,15 +71,6 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-@pytest.fixture
-def one_torch_thread():
-    """On a busy 2-core machine two intra-op threads made each tiny call ~18x slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_explaining_200_images_levels_off_and_evicts_the_oldest(monkeypatch, one_torch_thread):
     loaded = _tiny_loaded(SAMPLES)
     explained: list[int] = []

@@ -1,14 +1,13 @@
 """Every kind of image file a user may upload gets a correct RGB picture or a clear error."""
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from gradcam_core.images import MAX_SIDE, ImageLoadError, load_image
+from tests.image_files import bomb_png
 
 
 def _png_bytes(image: Image.Image) -> bytes:
@@ -21,16 +20,6 @@ def _jpeg_bytes(image: Image.Image, **kwargs) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=95, **kwargs)
     return buffer.getvalue()
-
-
-def _bomb_png(width: int, height: int) -> bytes:
-    """A valid PNG header declaring width×height pixels, with a tiny (compressed) body."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
-    body = zlib.compress(b"\x00" * 1024)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
 def test_empty_file():
@@ -59,13 +48,13 @@ def test_jpeg_cut_off_inside_its_header():
 def test_decompression_bomb_is_refused_before_decoding(monkeypatch):
     decoded = []
     monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self) or None)
-    data = _bomb_png(12000, 12000)
+    data = bomb_png(12000, 12000)
     assert len(data) < 2000
     with pytest.raises(ImageLoadError, match=r"12000×12000 = 144 megapixels, over the 64 MP limit.*before decoding"):
         load_image(data, name="bomb.png")
     # beyond Pillow's own hard limit, the same kind of message
     with pytest.raises(ImageLoadError, match=r"far more than the 64 MP limit.*refused before decoding"):
-        load_image(_bomb_png(30000, 30000), name="bomb.png")
+        load_image(bomb_png(30000, 30000), name="bomb.png")
     assert decoded == [], "no pixel data was decoded"
 
 

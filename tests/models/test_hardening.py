@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import pickle
 import shutil
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ import torchvision
 from PIL import Image
 
 from models import WorkspaceError, load_workspace
+from tests.image_files import bomb_png
 
 GOOD_TOML = (
     'name = "pets"\n[model]\narch = "resnet18"\ncheckpoint = "weights.pt"\nclass_names = ["cat", "dog", "fox"]\n'
@@ -38,15 +37,6 @@ class CreatesAFile:
 
     def __reduce__(self):
         return (open, (str(self.target), "w"))
-
-
-def _bomb_png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(
-        b"IEND", b"")
 
 
 def _jpeg(pixels: np.ndarray) -> bytes:
@@ -142,7 +132,7 @@ def add_bad_images(images: Path) -> dict[str, str]:
     rng = np.random.default_rng(2)
     (images / "cat" / "empty.png").write_bytes(b"")
     (images / "dog" / "noise.png").write_bytes(rng.bytes(2000))
-    (images / "dog" / "bomb.png").write_bytes(_bomb_png(30000, 30000))
+    (images / "dog" / "bomb.png").write_bytes(bomb_png(30000, 30000))
     whole = _jpeg(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     (images / "fox" / "cut.jpg").write_bytes(whole[: len(whole) // 2])
     return {"cat/empty.png": "is empty", "dog/noise.png": "not an image format", "dog/bomb.png": "MP limit",
