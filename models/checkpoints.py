@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -23,7 +24,16 @@ _SAVE_HINT = (
 
 
 def checkpoint_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (used in cache keys: same weights, same id)."""
+    """Hex SHA-256 of a file's bytes (used in cache keys: same weights, same id).
+
+    Remembered per (path, size, modification time), so loading a workspace hashes its checkpoint once even
+    though the model id and the shipped-logits check both ask; a rewritten file is hashed again."""
+    stat = os.stat(path)
+    return _sha256_of(os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -192,10 +192,10 @@ with view_col:
                     f"{method_title} at `{layer}`, one map per class")
         for column, (class_index, role) in zip(st.columns(2, border=True), ((predicted, "predicted"), (label, "true")),
                                                strict=True):
-            class_map = maps_for(class_index)[layer]
+            class_map = upsample(maps_for(class_index)[layer], shown.shape[:2])  # once, for both pictures
             with column:
                 heat_part, overlay_part = st.columns(2)
-                heat_part.image(figures.heatmap_picture(class_map, shown.shape[:2], colormap), width="stretch",
+                heat_part.image(colorize(class_map, colormap), width="stretch",
                                 caption=f"heatmap · {role}: {class_names[class_index]} "
                                         f"({probabilities[class_index]:.1%})")
                 overlay_part.image(figures.overlay_picture(shown, class_map, opacity, colormap), width="stretch",
