@@ -23,9 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)  # light at import time: heavy imports live in run()
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue  # a subcommand not built into this checkout
         sub = commands.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".",
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-        module = importlib.import_module(module_name)  # light at import time: heavy imports live in run()
         module.add_arguments(sub)
         sub.set_defaults(_module=module)
     return parser
