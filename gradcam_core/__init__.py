@@ -6,7 +6,7 @@
     res.cams["gradcam"][list_conv_layers(model)[-1]]   # (B, h, w) in [0, 1]
 """
 
-from gradcam_core.engine import CamEngine, CamResult, logits_from_output, pick_device
+from gradcam_core.engine import CamEngine, CamResult, logits_from_output, pick_device, softmax
 from gradcam_core.layers import layer_output_shapes, list_conv_layers, resolve_layers
 from gradcam_core.methods import CAM_METHODS, METHOD_NAMES, normalise_maps
 from gradcam_core.render import COLORMAPS, colorize, denormalise, heatmap_image, overlay, upsample
@@ -27,5 +27,6 @@ __all__ = [
     "overlay",
     "pick_device",
     "resolve_layers",
+    "softmax",
     "upsample",
 ]

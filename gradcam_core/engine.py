@@ -27,6 +27,14 @@ def pick_device(preferred: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def softmax(logits: Any, axis: int = -1) -> np.ndarray:
+    """Softmax of numpy (or torch) logits along ``axis``, computed in float64 and returned as float32."""
+    values = logits.detach().cpu().numpy() if torch.is_tensor(logits) else np.asarray(logits)
+    shifted = values.astype(np.float64) - values.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=axis, keepdims=True)).astype(np.float32)
+
+
 @dataclass
 class CamResult:
     """What ``explain`` returns.
@@ -43,8 +51,7 @@ class CamResult:
     methods: list[str] = field(default_factory=list)
 
     def probabilities(self) -> np.ndarray:
-        logits = torch.as_tensor(np.asarray(self.logits) if not torch.is_tensor(self.logits) else self.logits)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        return softmax(self.logits, axis=1)
 
 
 def logits_from_output(output: Any, batch_size: int | None = None) -> torch.Tensor:
