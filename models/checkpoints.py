@@ -44,12 +44,15 @@ def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
 def require_file(path: str | os.PathLike, what: str, field: str | None = None) -> Path:
     """``path`` as a Path if it is an existing file, else a WorkspaceError naming it (and the TOML field)."""
     path = Path(path)
-    if not path.is_file():
-        where = f" (from {field})" if field else ""
-        reason = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise WorkspaceError(f"{what} {str(path)!r}{where} {reason}; check the path (relative paths in a workspace "
-                             "file are relative to the .toml file's folder)")
-    return path
+    if path.is_file():
+        return path
+    where = f" (from {field})" if field else ""
+    if path.is_dir() and (path / "config.json").is_file():
+        raise WorkspaceError(f"{what} {str(path)!r}{where} is a Hugging Face save_pretrained folder, not a weights "
+                             f'file; use source = "huggingface" with path = "{path.name}" in [model]')
+    reason = "is a directory, not a file" if path.is_dir() else "does not exist"
+    raise WorkspaceError(f"{what} {str(path)!r}{where} {reason}; check the path (relative paths in a workspace "
+                         "file are relative to the .toml file's folder)")
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -106,28 +109,56 @@ def _as_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+_BOOKKEEPING_SUFFIXES = ("num_batches_tracked", "running_mean", "running_var")
+_TIMM_MARKERS = ("patch_embed.", "blocks.", "stages.", "stem.", "conv_stem.", "head.fc.", "pos_embed", "cls_token")
+_HF_MARKERS = ("vit.", "deit.", "beit.", "swin.", "convnext.", "resnet.", "dinov2.", "regnet.", "efficientnet.",
+               "mobilenet_v2.", "embeddings.", "encoder.layer.")
+
+
+def _informative_first(keys: list[str]) -> list[str]:
+    """Weights before batch-norm bookkeeping: a list that starts with num_batches_tracked says nothing."""
+    return sorted(keys, key=lambda k: k.endswith(_BOOKKEEPING_SUFFIXES))
+
+
 def _listing(items: list[str], limit: int = 5) -> str:
     more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
 
 
+def foreign_library_hint(state: Mapping[str, torch.Tensor], model: nn.Module) -> str:
+    """A hint when a checkpoint's keys look like another library's model than ``model``, else ""."""
+    keys = list(state)
+    own = set(model.state_dict())
+    if any(k.startswith(_HF_MARKERS) for k in keys) and not any(k.startswith(_HF_MARKERS) for k in own):
+        return ('; its keys look like a Hugging Face model\'s: save it with model.save_pretrained(folder) and use '
+                'source = "huggingface" with path = "folder"')
+    if any(k.startswith(_TIMM_MARKERS) for k in keys) and not any(k.startswith(_TIMM_MARKERS) for k in own):
+        return '; its keys look like a timm model\'s: use source = "timm" with name = "<the timm model name>"'
+    return ""
+
+
 def apply_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str | os.PathLike,
-                     classifier_layer: str | None = None, class_names: list[str] | None = None) -> None:
+                     classifier_layer: str | None = None, class_names: list[str] | None = None,
+                     class_names_origin: str = "") -> None:
     """Load ``state`` into ``model`` strictly, or raise a WorkspaceError listing what does not fit.
 
-    When the classifier's output count differs from ``len(class_names)``, that is reported first and plainly.
+    When the checkpoint's classifier has another output count than ``len(class_names)``, that is reported first
+    and plainly, naming where the class names came from (``class_names_origin``); when the keys look like another
+    library's model, the error says which source to use.
     """
     expected = model.state_dict()
     if classifier_layer and class_names is not None:
         key = f"{classifier_layer}.weight"
         if key in state and key in expected and state[key].ndim >= 1 and state[key].shape[0] != len(class_names):
+            origin = f" from {class_names_origin}" if class_names_origin else ""
             raise WorkspaceError(
                 f"the checkpoint {str(source)!r} has a classifier ({key}) with {state[key].shape[0]} outputs, but "
-                f"{len(class_names)} class names were given; list exactly one name per output, in the order the "
-                "model was trained with (or set num_classes / class_names to match the checkpoint)"
+                f"{len(class_names)} class names were given{origin} ({_listing(list(class_names), 8)}); list exactly "
+                "one name per output, in the order the model was trained with (set [model] class_names, or map / "
+                "remove the extra data folders)"
             )
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    missing = _informative_first([k for k in expected if k not in state])
+    unexpected = _informative_first([k for k in state if k not in expected])
     mismatched = [
         f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
         for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
@@ -140,8 +171,9 @@ def apply_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source
     if mismatched:
         problems.append(f"{len(mismatched)} shape mismatch(es): {_listing(mismatched, 3)}")
     if problems:
+        hint = foreign_library_hint(state, model) or (
+            ". Check that the architecture (and num_classes) is the one the checkpoint was saved from")
         raise WorkspaceError(
-            f"the checkpoint {str(source)!r} does not fit {type(model).__name__}: " + "; ".join(problems)
-            + ". Check that the architecture (and num_classes) is the one the checkpoint was saved from"
+            f"the checkpoint {str(source)!r} does not fit {type(model).__name__}: " + "; ".join(problems) + hint
         )
     model.load_state_dict(state, strict=True)

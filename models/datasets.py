@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -124,15 +125,7 @@ DIGIT_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 
 
 def _load_digits_raw() -> tuple[np.ndarray, np.ndarray]:
-    """(images (1797, 8, 8) float in [0, 16], labels): read scikit-learn's bundled CSV directly, because importing
-    ``sklearn.datasets`` costs seconds; ``load_digits`` is the fallback should the file ever move."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("sklearn")
-    csv = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
-    if csv is not None and csv.is_file():
-        table = np.loadtxt(csv, delimiter=",")
-        return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+    """(images (1797, 8, 8) float in [0, 16], labels) from scikit-learn's bundled copy (public API, no download)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -171,15 +164,18 @@ def digits_test_set(transform: ImageTransform) -> ArrayImageSet:
 class FolderImageSet(ImageSet):
     """An ImageFolder directory: ``root/<class folder>/<image>``; labels index ``class_names``.
 
-    Every image file is decoded once when the folder is opened (``gradcam_core.images.load_image``, the decoder
-    uploads use); files that cannot be read are left out and listed in ``skipped`` with the reason.
+    Opening it only lists the files (no decoding: 100,000 files in about a second); each image is decoded when
+    asked for, by the decoder uploads use (``gradcam_core.images.load_image``). A file that turns out unreadable
+    raises a WorkspaceError naming it, and is remembered in ``skipped`` with the reason, for the page to list.
+    ``listing=(relative paths, labels)`` skips the directory walk (a precomputed store supplies it).
 
     ``folder_to_class`` maps a folder name to a class name (default: the folder name itself). Every folder must
     map to one of ``class_names``; classes without a folder are allowed (a test set may lack some).
     """
 
     def __init__(self, root: str | Path, class_names: Sequence[str], transform: Callable[[Image.Image], torch.Tensor],
-                 folder_to_class: dict[str, str] | None = None):
+                 folder_to_class: dict[str, str] | None = None,
+                 listing: tuple[Sequence[str], Sequence[int]] | None = None):
         super().__init__(transform)
         self.root = Path(root)
         if not self.root.is_dir():
@@ -187,67 +183,76 @@ class FolderImageSet(ImageSet):
                 f"data folder {str(self.root)!r} does not exist or is not a directory; point [data] root at an "
                 "ImageFolder directory (one sub-folder of images per class)"
             )
-        folder_to_class = dict(folder_to_class or {})
-        index = {name: k for k, name in enumerate(class_names)}
-        folders = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        unknown = [f.name for f in folders if folder_to_class.get(f.name, f.name) not in index]
-        if unknown:
-            raise WorkspaceError(
-                f"class folder(s) {', '.join(repr(u) for u in unknown[:5])} in {str(self.root)!r} do not match any "
-                f"class name (the model has {len(class_names)}: {', '.join(repr(c) for c in class_names[:5])}"
-                f"{', ...' if len(class_names) > 5 else ''}); rename the folders or map them in [data.class_map], "
-                'e.g. class_map = { "n01440764" = "tench" }'
-            )
-        files: list[Path] = []
-        labels: list[int] = []
-        skipped: list[tuple[str, str]] = []
-        for folder in folders:
-            label = index[folder_to_class.get(folder.name, folder.name)]
-            for path in sorted(folder.rglob("*")):
-                if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
-                    problem = _unreadable(path)
-                    if problem:
-                        skipped.append((path.relative_to(self.root).as_posix(), problem))
-                        continue
-                    files.append(path)
-                    labels.append(label)
-        if not files and skipped:
-            raise WorkspaceError(
-                f"none of the {len(skipped)} image file(s) in {str(self.root)!r} could be read; the first, "
-                f"{skipped[0][0]}: {skipped[0][1]}"
-            )
-        if not files:
-            raise WorkspaceError(
-                f"data folder {str(self.root)!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)} files in "
-                f"its class sub-folders, found {len(folders)} sub-folder(s)); put each class's images in "
-                "root/<class name>/"
-            )
-        self.files = files
+        relative, labels = listing if listing is not None else list_image_folder(self.root, class_names,
+                                                                                   folder_to_class)
+        self.relative_paths = list(relative)
         self.labels = np.asarray(labels, dtype=np.int64)
-        #: (path relative to root, why) of every image file left out because it could not be read
-        self.skipped = skipped
+        #: (path relative to root, why) of every image file met so far that could not be read
+        self.skipped: list[tuple[str, str]] = []
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.root / rel for rel in self.relative_paths]
 
     def image(self, i: int) -> Image.Image:
-        path = self.files[self._check(i)]
+        relative = self.relative_paths[self._check(i)]
         try:
-            return load_image(path)
-        except ImageLoadError as error:  # the file changed after the folder was checked
-            raise WorkspaceError(f"cannot read image {str(path)!r}: {error}; remove or replace the file") from None
+            return load_image(self.root / relative)
+        except ImageLoadError as error:
+            if all(rel != relative for rel, _ in self.skipped):
+                self.skipped.append((relative, str(error)))
+            raise WorkspaceError(f"cannot read image {str(self.root / relative)!r}: {error}; remove or replace the "
+                                 "file") from None
 
     def item_id(self, i: int) -> str:
-        return self.files[self._check(i)].relative_to(self.root).as_posix()
+        return self.relative_paths[self._check(i)]
 
 
-def _unreadable(path: Path) -> str | None:
-    """Why ``path`` cannot be used (empty, not an image, a decompression bomb, truncated), or None.
+def class_folders(root: Path) -> list[str]:
+    """The class sub-folders of an ImageFolder root, sorted (ImageFolder's convention), hidden ones left out."""
+    with os.scandir(root) as entries:
+        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
 
-    Decoded once when the folder is opened, through the decoder uploads use, so a bad file is left out with a
-    note instead of failing the whole split later; JPEGs decode at a reduced scale here (``max_side``)."""
-    try:
-        load_image(path, max_side=256)
-    except ImageLoadError as error:
-        return str(error)
-    return None
+
+def list_image_folder(root: Path, class_names: Sequence[str],
+                      folder_to_class: dict[str, str] | None = None) -> tuple[list[str], list[int]]:
+    """(paths relative to root, labels) of every image file under root/<class folder>/, without decoding any."""
+    folder_to_class = dict(folder_to_class or {})
+    index = {name: k for k, name in enumerate(class_names)}
+    folders = class_folders(root)
+    unknown = [f for f in folders if folder_to_class.get(f, f) not in index]
+    if unknown:
+        raise WorkspaceError(
+            f"class folder(s) {', '.join(repr(u) for u in unknown[:5])} in {str(root)!r} do not match any "
+            f"class name (the model has {len(class_names)}: {', '.join(repr(c) for c in class_names[:5])}"
+            f"{', ...' if len(class_names) > 5 else ''}); rename the folders or map them in [data.class_map], "
+            'e.g. class_map = { "n01440764" = "tench" }'
+        )
+    relative: list[str] = []
+    labels: list[int] = []
+    for folder in folders:
+        found = sorted(_image_files(root / folder, folder))
+        relative.extend(found)
+        labels.extend([index[folder_to_class.get(folder, folder)]] * len(found))
+    if not relative:
+        raise WorkspaceError(
+            f"data folder {str(root)!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)} files in "
+            f"its class sub-folders, found {len(folders)} sub-folder(s)); put each class's images in "
+            "root/<class name>/"
+        )
+    return relative, labels
+
+
+def _image_files(folder: Path, prefix: str):
+    """Relative paths ("class/sub/file.png") of the image files under ``folder``, by name only."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                yield from _image_files(Path(entry.path), f"{prefix}/{entry.name}")
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                yield f"{prefix}/{entry.name}"
 
 
 __all__ = [
@@ -257,8 +262,10 @@ __all__ = [
     "FolderImageSet",
     "ImageSet",
     "ShapesImageSet",
+    "class_folders",
     "digits_arrays",
     "digits_test_set",
+    "list_image_folder",
     "shapes_test_set",
     "shapes_val_set",
 ]

@@ -16,15 +16,22 @@ def logits(model: nn.Module, image_set: ImageSet, indices: Sequence[int] | None 
            batch_size: int = 500) -> np.ndarray:
     """(N, num_classes) float32 logits (no grad, eval mode; the model's training flag is restored)."""
     indices = list(range(len(image_set))) if indices is None else list(indices)
+    device = _device_of(model)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            parts = [model(image_set.tensors(indices[i:i + batch_size])).float()
+            parts = [model(image_set.tensors(indices[i:i + batch_size]).to(device)).float().cpu()
                      for i in range(0, len(indices), batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(parts).numpy() if parts else np.zeros((0, 0), np.float32)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """Where the model's weights are: evaluation runs there and never moves the model."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
 
 
 def predict(model: nn.Module, image_set: ImageSet, indices: Sequence[int] | None = None,
@@ -57,7 +64,7 @@ def cam_peaks(model: nn.Module, image_set: ImageSet, indices: Sequence[int], lay
     from gradcam_core import CamEngine
     from gradcam_core.render import upsample
 
-    engine = CamEngine(model, device="cpu")
+    engine = CamEngine(model, device=_device_of(model))
     indices = list(indices)
     peaks = []
     for start in range(0, len(indices), batch_size):

@@ -35,11 +35,34 @@ from models.datasets import (
     shapes_val_set,
 )
 from models.evaluate import accuracy, pointing_game
-from models.registry import BUNDLED_MODELS, CHECKPOINT_DIR, ModelEntry
 from models.shapes import generate_shapes
+from models.sources.python import resolve_factory
+from models.transforms import ImageTransform
+from models.workspace import BUNDLED_DIR, BUNDLED_WORKSPACES, parse_workspace_file
 
 README = Path(__file__).resolve().parent / "README.md"
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 TABLE_START, TABLE_END = "<!-- metrics:start -->", "<!-- metrics:end -->"
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """What training needs of a bundled workspace, read from its TOML file (models/workspaces/NAME.toml)."""
+
+    builder: Callable[[], nn.Module]
+    transform: ImageTransform
+    default_layer: str
+    checkpoint: str  # file name in CHECKPOINT_DIR
+
+
+def bundled(name: str) -> Bundled:
+    parsed = parse_workspace_file(BUNDLED_DIR / f"{name}.toml")
+    factory = resolve_factory(parsed.model.factory, parsed.context("model"), "factory")
+    kwargs = dict(parsed.model.kwargs)
+    prep = parsed.preprocessing
+    return Bundled(builder=lambda: factory(**kwargs),
+                   transform=ImageTransform(tuple(prep.input_size), prep.mean, prep.std),
+                   default_layer=parsed.model.default_layer, checkpoint=parsed.model.checkpoint.name)
 
 
 @dataclass(frozen=True)
@@ -61,15 +84,15 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def _shapes_epoch(recipe: Recipe, epoch: int, entry: ModelEntry) -> tuple[torch.Tensor, torch.Tensor]:
+def _shapes_epoch(recipe: Recipe, epoch: int, entry: Bundled) -> tuple[torch.Tensor, torch.Tensor]:
     batch = generate_shapes(recipe.images_per_epoch, recipe.seed + epoch, marker=recipe.train_marker)
-    return entry.transforms().from_uint8(batch.images), torch.from_numpy(batch.labels)
+    return entry.transform.from_uint8(batch.images), torch.from_numpy(batch.labels)
 
 
-def _digits_epoch(recipe: Recipe, epoch: int, entry: ModelEntry) -> tuple[torch.Tensor, torch.Tensor]:
+def _digits_epoch(recipe: Recipe, epoch: int, entry: Bundled) -> tuple[torch.Tensor, torch.Tensor]:
     """The training digits, each shifted by up to 2 px (reflect-free: the page is white)."""
     images, labels, _, _ = digits_arrays()
-    x = entry.transforms().from_uint8(images)
+    x = entry.transform.from_uint8(images)
     rng = np.random.default_rng([recipe.seed, epoch])
     shifts = rng.integers(-2, 3, (len(x), 2))
     padded = F.pad(x, (2, 2, 2, 2), value=float(x.max()))
@@ -82,7 +105,7 @@ def _digits_epoch(recipe: Recipe, epoch: int, entry: ModelEntry) -> tuple[torch.
 def train(name: str, threads: int = 1, out_dir: Path = CHECKPOINT_DIR,
           log: Callable[[str], None] | None = None) -> dict:
     log = log or (lambda message: print(message, flush=True))
-    entry = BUNDLED_MODELS[name]
+    entry = bundled(name)
     recipe = RECIPES[name]
     torch.set_num_threads(threads)
     torch.manual_seed(recipe.seed)
@@ -119,8 +142,8 @@ def train(name: str, threads: int = 1, out_dir: Path = CHECKPOINT_DIR,
     return save(name, model, entry, recipe, metrics, train_seconds, threads, out_dir)
 
 
-def evaluate(name: str, model: nn.Module, entry: ModelEntry) -> dict[str, float]:
-    transform = entry.transforms()
+def evaluate(name: str, model: nn.Module, entry: Bundled) -> dict[str, float]:
+    transform = entry.transform
     if name == "digits":
         return {"test_accuracy": accuracy(model, digits_test_set(transform))}
     layer = entry.default_layer
@@ -142,7 +165,7 @@ def evaluate(name: str, model: nn.Module, entry: ModelEntry) -> dict[str, float]
     }
 
 
-def save(name: str, model: nn.Module, entry: ModelEntry, recipe: Recipe, metrics: dict, train_seconds: float,
+def save(name: str, model: nn.Module, entry: Bundled, recipe: Recipe, metrics: dict, train_seconds: float,
          threads: int, out_dir: Path) -> dict:
     import torchvision
     from safetensors.torch import save_file
@@ -183,11 +206,11 @@ def write_test_logits(name: str) -> Path:
     from models.evaluate import logits
     from models.workspace import load_workspace
 
-    entry = BUNDLED_MODELS[name]
+    checkpoint = CHECKPOINT_DIR / bundled(name).checkpoint
     workspace = load_workspace(name)
-    path = entry.test_logits_path
+    path = CHECKPOINT_DIR / f"{checkpoint.stem}.test-logits.npz"
     np.savez_compressed(path, logits=logits(workspace.model, workspace.test_set).astype(np.float32),
-                        checkpoint_sha256=np.array(checkpoint_sha256(entry.checkpoint_path)))
+                        checkpoint_sha256=np.array(checkpoint_sha256(checkpoint)))
     return path
 
 
@@ -197,8 +220,8 @@ def update_model_card(readme: Path = README) -> None:
         return
     rows = ["| workspace | test accuracy | other metrics | epochs | train time | checkpoint |",
             "|---|---|---|---|---|---|"]
-    for name, entry in BUNDLED_MODELS.items():
-        card_path = CHECKPOINT_DIR / Path(entry.checkpoint).with_suffix(".json")
+    for name in BUNDLED_WORKSPACES:
+        card_path = CHECKPOINT_DIR / Path(bundled(name).checkpoint).with_suffix(".json")
         if not card_path.is_file():
             rows.append(f"| {name} | not trained | | | | |")
             continue
@@ -218,7 +241,7 @@ def update_model_card(readme: Path = README) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=[*BUNDLED_MODELS, "all"], help="which bundled model to train")
+    parser.add_argument("name", choices=[*BUNDLED_WORKSPACES, "all"], help="which bundled model to train")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared or busy CPU one thread trains several times "
                              "faster than two, and it is what the shipped checkpoints used)")
@@ -226,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-logits-only", action="store_true",
                         help="do not train: only rewrite the shipped test-split logits of the current checkpoint")
     args = parser.parse_args(argv)
-    names = list(BUNDLED_MODELS) if args.name == "all" else [args.name]
+    names = list(BUNDLED_WORKSPACES) if args.name == "all" else [args.name]
     if args.test_logits_only:
         for name in names:
             print(f"[{name}] wrote {write_test_logits(name)}")

@@ -12,6 +12,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+_RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
+             "lanczos": Image.LANCZOS, "box": Image.BOX}
+
+
 class ImageTransform:
     """Resize (optionally the shorter side to ``resize`` then centre-crop), scale to [0, 1], normalise.
 
@@ -21,7 +25,10 @@ class ImageTransform:
     """
 
     def __init__(self, input_size: tuple[int, int], mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, resize: int | None = None):
+                 std: Sequence[float] = IMAGENET_STD, resize: int | None = None, interpolation: str = "bilinear"):
+        if interpolation not in _RESAMPLE:
+            raise ValueError(f"interpolation {interpolation!r} is not one of {', '.join(_RESAMPLE)}")
+        self.interpolation = interpolation
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
@@ -31,7 +38,8 @@ class ImageTransform:
 
     def __repr__(self) -> str:
         resize = f", resize={self.resize}" if self.resize else ""
-        return f"ImageTransform(input_size={self.input_size}, mean={self.mean}, std={self.std}{resize})"
+        resample = f", interpolation={self.interpolation!r}" if self.interpolation != "bilinear" else ""
+        return f"ImageTransform(input_size={self.input_size}, mean={self.mean}, std={self.std}{resize}{resample})"
 
     def resized(self, image: Image.Image) -> Image.Image:
         """The RGB image at ``input_size``: what the model sees, before normalisation."""
@@ -41,12 +49,12 @@ class ImageTransform:
             scale = self.resize / min(image.size)
             new_size = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
             if new_size != image.size:
-                image = image.resize(new_size, Image.BILINEAR)
+                image = image.resize(new_size, _RESAMPLE[self.interpolation])
             left = (image.width - width) // 2
             top = (image.height - height) // 2
             return image.crop((left, top, left + width, top + height))
         if image.size != (width, height):
-            image = image.resize((width, height), Image.BILINEAR)
+            image = image.resize((width, height), _RESAMPLE[self.interpolation])
         return image
 
     def from_uint8(self, batch: np.ndarray) -> torch.Tensor:

@@ -1,23 +1,34 @@
-"""torchvision architectures through torchvision's weights API, offline-friendly.
+"""``source = "torchvision"``: a torchvision architecture with your checkpoint or torchvision's own weights.
+
+    [model]
+    arch = "resnet18"                 # any torchvision classification architecture
+    checkpoint = "pets.safetensors"   # your state_dict (.safetensors, or .pt/.pth read with weights_only=True)
+    # weights = "DEFAULT"             # or torchvision's pretrained weights (ImageNet's 1000 classes)
 
 ``weights="DEFAULT"`` (or a weights name such as ``"IMAGENET1K_V1"``) uses the file in torch's cache folder
 (``torch.hub.get_dir()/checkpoints``) and downloads it there when it is missing and the network is reachable.
-Without network and without the file, ``WorkspaceError`` says which file to put where. ``weights=None`` builds
-the architecture with random weights and needs nothing.
+Without network and without the file, ``WorkspaceError`` says which file to put where. No weights at all builds
+the architecture with random weights (seeded, without touching the global RNG).
 """
 
 from __future__ import annotations
 
 import os
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
+from models.checkpoints import STATE_DICT_SUFFIXES
 from models.errors import WorkspaceError
+from models.schema import spec
+from models.sources.base import LoadedModel, ModelTable, SourceContext, apply_checkpoint, checkpoint_file
 from models.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageTransform
+
+NAME = "torchvision"
 
 DOWNLOAD_TIMEOUT_S = 20
 OFFLINE_ENV = "GRADCAM_OFFLINE"  # set to 1 to never try a download
@@ -30,7 +41,7 @@ def torchvision_architectures() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def _check_arch(arch: str) -> None:
+def check_arch(arch: str) -> None:
     known = torchvision_architectures()
     if arch not in known:
         import difflib
@@ -45,7 +56,7 @@ def resolve_weights(arch: str, weights: str):
     """The torchvision ``WeightsEnum`` member for ``weights`` ("DEFAULT" or a member name) of ``arch``."""
     from torchvision.models import get_model_weights
 
-    _check_arch(arch)
+    check_arch(arch)
     enum = get_model_weights(arch)
     if weights == "DEFAULT":
         return enum.DEFAULT
@@ -95,16 +106,33 @@ def ensure_weights_file(arch: str, weight) -> Path:
     return path
 
 
-def torchvision_transform(arch: str, weights: str | None = "DEFAULT"):
-    """The preprocessing of ``weights`` (``Weights.transforms()``); ImageNet's resize-256/crop-224 for None."""
+def weights_transform(weight) -> ImageTransform:
+    """torchvision's ``Weights.transforms()`` (resize the shorter side, centre-crop, normalise) as our transform."""
+    preset = weight.transforms()
+    crop = int(preset.crop_size[0])
+    return ImageTransform((crop, crop), tuple(preset.mean), tuple(preset.std), resize=int(preset.resize_size[0]))
+
+
+def torchvision_transform(arch: str, weights: str | None = "DEFAULT") -> ImageTransform:
+    """The preprocessing of ``weights``; ImageNet's resize-256/crop-224 for None."""
     if weights is None:
-        _check_arch(arch)
+        check_arch(arch)
         return ImageTransform((224, 224), IMAGENET_MEAN, IMAGENET_STD, resize=256)
-    return resolve_weights(arch, weights).transforms()
+    return weights_transform(resolve_weights(arch, weights))
+
+
+def build_arch(arch: str, num_classes: int | None = None) -> nn.Module:
+    """``arch`` with random weights, the same every time, without touching the global RNG."""
+    from torchvision.models import get_model
+
+    check_arch(arch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return get_model(arch, weights=None, num_classes=num_classes or 1000).eval()
 
 
 def load_torchvision(arch: str, weights: str | None = "DEFAULT",
-                     num_classes: int | None = None) -> tuple[nn.Module, object, list[str]]:
+                     num_classes: int | None = None) -> tuple[nn.Module, ImageTransform, list[str]]:
     """(model in eval mode on the CPU, transform, class names) for a torchvision architecture.
 
     weights: "DEFAULT", a weights name of ``arch`` (e.g. "IMAGENET1K_V1"), or None for random weights.
@@ -114,18 +142,15 @@ def load_torchvision(arch: str, weights: str | None = "DEFAULT",
     """
     from torchvision.models import get_model, get_model_weights
 
-    _check_arch(arch)
+    check_arch(arch)
     if weights is None:
-        torch.manual_seed(0)
         categories = None
         if num_classes is None or num_classes == 1000:
-            enum = get_model_weights(arch)
-            categories = list(enum.DEFAULT.meta.get("categories") or [])
-            if len(categories) != 1000:
-                categories = None
-        model = get_model(arch, weights=None, num_classes=num_classes or 1000)
-        names = categories or [f"class {i}" for i in range(num_classes or 1000)]
-        return model.eval(), torchvision_transform(arch, None), names
+            categories = list(get_model_weights(arch).DEFAULT.meta.get("categories") or []) or None
+        model = build_arch(arch, num_classes)
+        names = categories if categories and len(categories) == 1000 else [
+            f"class {i}" for i in range(num_classes or 1000)]
+        return model, torchvision_transform(arch, None), names
     weight = resolve_weights(arch, weights)
     categories = list(weight.meta["categories"])
     if num_classes is not None and num_classes != len(categories):
@@ -134,4 +159,38 @@ def load_torchvision(arch: str, weights: str | None = "DEFAULT",
                              "(a workspace file with [model] checkpoint = ...)")
     ensure_weights_file(arch, weight)
     model = get_model(arch, weights=weight)
-    return model.eval(), weight.transforms(), categories
+    return model.eval(), weights_transform(weight), categories
+
+
+# ------------------------------------------------------------------------------------------- the source
+@dataclass(frozen=True)
+class Table(ModelTable):
+    arch: str | None = spec("the torchvision architecture", required=True,
+                            expected='a torchvision classification architecture name such as "resnet18"')
+    checkpoint: Path | None = spec("your weights (a state_dict)", kind=Path,
+                                   expected=f"a file path ({', '.join(STATE_DICT_SUFFIXES)}), relative to the .toml")
+    weights: str | None = spec("torchvision's pretrained weights instead of a checkpoint",
+                               expected='"DEFAULT" or a weights name such as "IMAGENET1K_V1"')
+
+
+def load(table: Table, context: SourceContext) -> LoadedModel:
+    try:
+        check_arch(table.arch)
+    except WorkspaceError as error:
+        raise context.error("arch", str(error), "see torchvision.models.list_models()") from None
+    if table.checkpoint is not None and table.weights is not None:
+        raise context.error("weights", "both checkpoint and weights are set", "use checkpoint for your own weights "
+                            'or weights = "DEFAULT" for torchvision\'s pretrained ones, not both')
+    if table.weights is not None:
+        model, transform, categories = load_torchvision(table.arch, weights=table.weights)
+        weight = resolve_weights(table.arch, table.weights)
+        return LoadedModel(model, weights_cache_path(weight), class_names=categories,
+                           class_names_origin=f"the {weight!s} weights' categories", preprocessing=transform,
+                           description=f"torchvision {table.arch} ({weight!s})")
+    if table.checkpoint is None:
+        raise context.error("checkpoint", "arch is set but neither checkpoint nor weights",
+                            'add checkpoint = "your_weights.pt" (a state_dict) or weights = "DEFAULT"')
+    file = checkpoint_file(table.checkpoint, context)
+    model = build_arch(table.arch, context.num_classes)
+    apply_checkpoint(model, file, context, table.classifier_layer)
+    return LoadedModel(model, file, description=f"torchvision {table.arch} + {file.name}")
