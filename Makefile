@@ -1,35 +1,43 @@
 # Two entry points: `make run` and `make test`. Both create or reuse a virtualenv cached outside the clone,
-# keyed by a hash of the requirements, so a second run (and CI) does not reinstall torch.
+# keyed by a hash of pyproject.toml (the one list of dependencies), so a second run (and CI) does not reinstall
+# torch. The project itself is installed editable, so the `gradcam` command works; the install is redone when
+# the virtualenv was last pointed at another clone.
 PYTHON ?= python3
 CACHE_DIR ?= $(HOME)/.cache/gradcam-dashboard
-RUN_HASH := $(shell cat requirements.txt | sha256sum | cut -c1-12)
-DEV_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
-VENV ?= $(CACHE_DIR)/venv-$(RUN_HASH)
+DEPS_HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
+VENV ?= $(CACHE_DIR)/venv-$(DEPS_HASH)
 PY := $(VENV)/bin/python
 PORT ?= 8501
 WORKSPACE ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench browser-deps venv dev-venv train
+.PHONY: run test test-shuffled lint bench browser-deps venv dev-venv editable train
 
-venv: $(VENV)/.run-$(RUN_HASH)
-dev-venv: $(VENV)/.dev-$(DEV_HASH)
+venv: $(VENV)/.run-$(DEPS_HASH) editable
+dev-venv: $(VENV)/.dev-$(DEPS_HASH) editable
 
-$(VENV)/.run-$(RUN_HASH): requirements.txt
+$(VENV)/.run-$(DEPS_HASH): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install -e .
+	@echo "$(CURDIR)" > $(VENV)/.editable
 	@touch $@
 
-$(VENV)/.dev-$(DEV_HASH): $(VENV)/.run-$(RUN_HASH) requirements-dev.txt
-	$(PY) -m pip install -r requirements-dev.txt
+$(VENV)/.dev-$(DEPS_HASH): $(VENV)/.run-$(DEPS_HASH)
+	$(PY) -m pip install -e ".[dev]"
+	@echo "$(CURDIR)" > $(VENV)/.editable
 	@touch $@
+
+# The editable install points at one clone; point it at this one if it was made from another.
+editable:
+	@if [ "$$(cat $(VENV)/.editable 2>/dev/null)" != "$(CURDIR)" ]; then \
+	  $(PY) -m pip install -q --no-deps -e . && echo "$(CURDIR)" > $(VENV)/.editable; fi
 
 run: venv
-	$(PY) -m streamlit run app.py --server.port $(PORT) $(if $(WORKSPACE),-- --workspace $(WORKSPACE),)
+	$(VENV)/bin/gradcam serve --port $(PORT) $(if $(WORKSPACE),--workspace $(WORKSPACE),)
 
-# The browser test needs Chromium. As root with apt we install Debian's package; otherwise the test
-# skips locally (and fails in CI) with a message saying how to enable it.
+# The browser tests need Chromium. As root with apt we install Debian's package; otherwise the tests
+# skip locally (and fail in CI) with a message saying how to enable it.
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -42,6 +50,10 @@ lint: dev-venv
 test: dev-venv browser-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The same tests in a random order (pytest-randomly): they must not depend on each other.
+test-shuffled: dev-venv browser-deps
+	$(PY) -m pytest -p randomly $(PYTEST_ARGS)
 
 bench: dev-venv
 	$(PY) -m bench

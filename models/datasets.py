@@ -63,6 +63,14 @@ class ImageSet:
         return i
 
 
+class EmptyImageSet(ImageSet):
+    """No test images: a workspace without a [data] table (the CLI's explain, uploads only)."""
+
+    def __init__(self, transform: Callable[[Image.Image], torch.Tensor]):
+        super().__init__(transform)
+        self.labels = np.zeros(0, dtype=np.int64)
+
+
 class ArrayImageSet(ImageSet):
     """Images held as a (N, H, W, 3) uint8 array, with optional (N, H, W) bool object masks."""
 
@@ -231,7 +239,7 @@ def list_image_folder(root: Path, class_names: Sequence[str],
     relative: list[str] = []
     labels: list[int] = []
     for folder in folders:
-        found = sorted(_image_files(root / folder, folder))
+        found = sorted(image_files(root / folder, folder))
         relative.extend(found)
         labels.extend([index[folder_to_class.get(folder, folder)]] * len(found))
     if not relative:
@@ -243,14 +251,14 @@ def list_image_folder(root: Path, class_names: Sequence[str],
     return relative, labels
 
 
-def _image_files(folder: Path, prefix: str):
+def image_files(folder: Path, prefix: str):
     """Relative paths ("class/sub/file.png") of the image files under ``folder``, by name only."""
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             if entry.is_dir():
-                yield from _image_files(Path(entry.path), f"{prefix}/{entry.name}")
+                yield from image_files(Path(entry.path), f"{prefix}/{entry.name}")
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
                 yield f"{prefix}/{entry.name}"
 
@@ -259,12 +267,14 @@ __all__ = [
     "DIGIT_CLASSES",
     "SHAPE_CLASSES",
     "ArrayImageSet",
+    "EmptyImageSet",
     "FolderImageSet",
     "ImageSet",
     "ShapesImageSet",
     "class_folders",
     "digits_arrays",
     "digits_test_set",
+    "image_files",
     "list_image_folder",
     "shapes_test_set",
     "shapes_val_set",

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from models.checkpoints import checkpoint_sha256
-from models.datasets import FolderImageSet, ImageSet, class_folders
+from models.datasets import IMAGE_EXTENSIONS, EmptyImageSet, FolderImageSet, ImageSet, class_folders, image_files
 from models.errors import WorkspaceError
 from models.layer_choice import default_cam_layer, last_linear, list_cam_layers
 from models.schema import TableContext, parse_table
@@ -131,10 +131,14 @@ def parse_workspace_file(path: str | os.PathLike) -> ParsedWorkspace:
     top = parse_table(TopTable, raw, top_context, ignore=("model", "data", "preprocessing"))
     source, model_raw = source_for(raw["model"], TableContext(path, "model"))
     model = parse_table(source.Table, model_raw, TableContext(path, "model"))
-    data = parse_table(DataTable, raw["data"], TableContext(path, "data"))
-    if (data.root is None) == (data.factory is None):
+    data = parse_table(DataTable, raw.get("data", {}), TableContext(path, "data"))
+    if "data" in raw and (data.root is None) == (data.factory is None):
         raise TableContext(path, "data").error("root", "give exactly one of root and factory",
                                                'root = "images" (an ImageFolder), or a Python data factory')
+    if data.root is not None and not data.root.is_dir():
+        raise TableContext(path, "data").error(
+            "root", f"the data folder {str(data.root)!r} does not exist or is not a directory",
+            "point root at an ImageFolder directory (one sub-folder of images per class)")
     preprocessing = parse_table(PreprocessingTable, raw.get("preprocessing", {}), TableContext(path, "preprocessing"))
     return ParsedWorkspace(path, workspace_name(top, path, top_context), top, source, model, data, preprocessing)
 
@@ -148,6 +152,7 @@ def load_workspace_file(path: str | os.PathLike) -> Workspace:
     loaded: LoadedModel = parsed.source.load(parsed.model, context)
     transform = resolve_transform(parsed, loaded)
     class_names = final_class_names(parsed, names, origin, loaded, transform)
+    check_class_folders(parsed, class_names)
     default_layer, classifier_layer = resolve_layers(parsed, loaded.model)
     card, test_logits = checkpoint_sidecars(loaded.weights_file)
     weights = checkpoint_sha256(loaded.weights_file)[:12] if loaded.weights_file else loaded.weights_tag
@@ -175,6 +180,8 @@ def load_workspace_file(path: str | os.PathLike) -> Workspace:
 
 
 def _data_label(data: DataTable) -> str:
+    if data.root is None and data.factory is None:
+        return "uploaded images (no [data] table)"
     return f"the images in {data.root.name}/" if data.root is not None else f"the data of {data.factory}"
 
 
@@ -232,6 +239,26 @@ def final_class_names(parsed: ParsedWorkspace, names: list[str] | None, origin: 
             f"({', '.join(names[:10])}{', ...' if len(names) > 10 else ''}){extra}",
             "list one name per output, in training order ([model] class_names), or fix the data folders")
     return list(names)
+
+
+def check_class_folders(parsed: ParsedWorkspace, class_names: list[str]) -> None:
+    """Every class sub-folder of the data root must map to a class name, and some image must be there (a directory
+    listing that stops at the first image file; no image is read)."""
+    root = parsed.data.root
+    if root is None:
+        return
+    folders = class_folders(root)
+    unknown = [f for f in folders if parsed.data.class_map.get(f, f) not in class_names]
+    if unknown:
+        raise parsed.context("data").error(
+            "root", f"class folder(s) {', '.join(repr(u) for u in unknown[:5])} in {str(root)!r} do not match any "
+            f"class name (the model has {len(class_names)}: {', '.join(repr(c) for c in class_names[:5])}"
+            f"{', ...' if len(class_names) > 5 else ''})",
+            'rename the folders or map them in [data.class_map], e.g. class_map = { "n01440764" = "tench" }')
+    if not any(next(image_files(root / folder, folder), None) for folder in folders):
+        raise parsed.context("data").error(
+            "root", f"the data folder {str(root)!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)} files "
+            f"in its {len(folders)} class sub-folder(s))", "put each class's images in root/<class name>/")
 
 
 def output_width(model: nn.Module, input_size: tuple[int, int], context: TableContext) -> int:
@@ -300,6 +327,9 @@ def resolve_layers(parsed: ParsedWorkspace, model: nn.Module) -> tuple[str, str]
 
 
 def build_test_set(toml_path: Path, data: DataTable, class_names: list[str], transform: ImageTransform) -> ImageSet:
+    """The ImageFolder at ``root``, the data factory's set, or an empty set when there is no [data] table."""
+    if data.root is None and data.factory is None:
+        return EmptyImageSet(transform)
     if data.root is not None:
         return FolderImageSet(data.root, class_names, transform, folder_to_class=data.class_map)
     factory = resolve_factory(data.factory, TableContext(toml_path, "data"), "factory")

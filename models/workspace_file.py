@@ -86,10 +86,9 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
                              'quotes, lists in [ ], tables as [model] / [data])') from error
     except UnicodeDecodeError as error:
         raise WorkspaceError(f"workspace file {str(path)!r} is not UTF-8 text ({error})") from error
-    top = TableContext(path, "")
-    for section in ("model", "data"):
-        if section not in raw:
-            raise top.error(None, f"missing [{section}] table", "see models/README.md for an example workspace file")
+    if "model" not in raw:
+        raise TableContext(path, "").error(None, "missing [model] table",
+                                           "see models/README.md for an example workspace file")
     return raw
 
 

@@ -169,8 +169,9 @@ class Table(ModelTable):
                             expected='a torchvision classification architecture name such as "resnet18"')
     checkpoint: Path | None = spec("your weights (a state_dict)", kind=Path,
                                    expected=f"a file path ({', '.join(STATE_DICT_SUFFIXES)}), relative to the .toml")
-    weights: str | None = spec("torchvision's pretrained weights instead of a checkpoint",
-                               expected='"DEFAULT" or a weights name such as "IMAGENET1K_V1"')
+    weights: str | None = spec("torchvision's pretrained weights instead of a checkpoint (\"none\": random weights, "
+                               "for trying the dashboard out)",
+                               expected='"DEFAULT", a weights name such as "IMAGENET1K_V1", or "none"')
 
 
 def load(table: Table, context: SourceContext) -> LoadedModel:
@@ -181,6 +182,12 @@ def load(table: Table, context: SourceContext) -> LoadedModel:
     if table.checkpoint is not None and table.weights is not None:
         raise context.error("weights", "both checkpoint and weights are set", "use checkpoint for your own weights "
                             'or weights = "DEFAULT" for torchvision\'s pretrained ones, not both')
+    if table.weights is not None and table.weights.lower() == "none":
+        model, transform, categories = load_torchvision(table.arch, weights=None, num_classes=context.num_classes)
+        return LoadedModel(model, None, weights_tag="untrained", preprocessing=transform,
+                           class_names=categories if context.num_classes in (None, 1000) else None,
+                           class_names_origin="ImageNet's categories", description=f"torchvision {table.arch} "
+                           "(random weights)", notes={"untrained": 'weights = "none": random weights'})
     if table.weights is not None:
         model, transform, categories = load_torchvision(table.arch, weights=table.weights)
         weight = resolve_weights(table.arch, table.weights)

@@ -12,14 +12,14 @@ import pytest
 from models import checkpoint_sha256, load_workspace
 from models.datasets import digits_arrays
 from models.evaluate import accuracy, logits, pointing_game, predict
-from models.registry import BUNDLED_MODELS, CHECKPOINT_DIR
 from models.shapes import cached_shapes
+from models.train import CHECKPOINT_DIR
+from models.workspace import BUNDLED_WORKSPACES
 
 
-@pytest.mark.parametrize("name", list(BUNDLED_MODELS))
+@pytest.mark.parametrize("name", BUNDLED_WORKSPACES)
 def test_checkpoint_is_committed_small_safetensors_with_a_card(name):
-    entry = BUNDLED_MODELS[name]
-    path = CHECKPOINT_DIR / entry.checkpoint
+    path = CHECKPOINT_DIR / f"{name}.safetensors"
     assert path.suffix == ".safetensors" and path.is_file(), f"run `python -m models.train {name}`"
     assert path.stat().st_size < 10_000_000
     card = json.loads(path.with_suffix(".json").read_text())
@@ -28,7 +28,7 @@ def test_checkpoint_is_committed_small_safetensors_with_a_card(name):
     assert card["train_seconds"] < 15 * 60
 
 
-@pytest.mark.parametrize("name", list(BUNDLED_MODELS))
+@pytest.mark.parametrize("name", BUNDLED_WORKSPACES)
 def test_bundled_workspace_loads_fast_and_is_ready(name):
     """No training at load time: a cold load (test split regenerated) takes well under 2 s of CPU time (CPU,
     not wall time, so that other jobs on a shared machine do not make this flaky)."""
@@ -36,6 +36,7 @@ def test_bundled_workspace_loads_fast_and_is_ready(name):
     digits_arrays.cache_clear()
     start = time.process_time()
     ws = load_workspace(name)
+    len(ws.test_set)  # the split is built on first use: count it in
     elapsed = time.process_time() - start
     assert elapsed < 2.0, f"loading {name} took {elapsed:.2f} s of CPU time"
     assert ws.name == name and ws.title and ws.description
@@ -43,6 +44,8 @@ def test_bundled_workspace_loads_fast_and_is_ready(name):
     assert ws.model_id == f"{name}:{checkpoint_sha256(CHECKPOINT_DIR / f'{name}.safetensors')[:12]}"
     assert not ws.model.training and next(ws.model.parameters()).device.type == "cpu"
     assert ws.test_accuracy is not None
+    assert ws.source == "python" and ws.toml_path.name == f"{name}.toml"
+    assert ws.shortcut == (name == "shapes-shortcut")
 
 
 def _measured_accuracy_and_shipped_logits(ws) -> float:
@@ -54,14 +57,20 @@ def _measured_accuracy_and_shipped_logits(ws) -> float:
     return float((fresh.argmax(axis=1) == ws.test_set.labels).mean())
 
 
-def test_shipped_logits_are_ignored_when_they_belong_to_another_checkpoint(tmp_path, monkeypatch):
-    entry = BUNDLED_MODELS["digits"]
-    stale = tmp_path / "digits.test-logits.npz"
-    with np.load(entry.test_logits_path) as data:
-        np.savez(stale, logits=data["logits"], checkpoint_sha256=np.array("0" * 64))
-    monkeypatch.setattr(type(entry), "test_logits_path", property(lambda self: stale))
-    assert entry.shipped_test_logits() is None
-    assert load_workspace("digits").test_logits is None
+def test_shipped_logits_are_ignored_when_they_belong_to_another_checkpoint(tmp_path):
+    """A checkpoint's sidecar logits are used only if they were made by that very checkpoint."""
+    import shutil
+
+    from models.workspace import checkpoint_sidecars
+
+    weights = tmp_path / "digits.safetensors"
+    shutil.copy(CHECKPOINT_DIR / "digits.safetensors", weights)
+    with np.load(CHECKPOINT_DIR / "digits.test-logits.npz") as data:
+        shipped = data["logits"]
+        np.savez(tmp_path / "digits.test-logits.npz", logits=shipped, checkpoint_sha256=data["checkpoint_sha256"])
+    assert checkpoint_sidecars(weights)[1] is not None  # same checkpoint bytes: used
+    np.savez(tmp_path / "digits.test-logits.npz", logits=shipped, checkpoint_sha256=np.array("0" * 64))
+    assert checkpoint_sidecars(weights)[1] is None
 
 
 def test_shapes_accuracy_on_the_regenerated_test_split(shapes_ws):

@@ -95,12 +95,9 @@ def _missing_data_folder(folder: Path) -> str:
     return GOOD_TOML.replace('root = "images"', 'root = "no_such_images"')
 
 
-def _only_bad_images(folder: Path) -> str:
-    shutil.rmtree(folder / "images")
-    for name in ("cat", "dog", "fox"):
-        (folder / "images" / name).mkdir(parents=True)
-        (folder / "images" / name / "empty.png").write_bytes(b"")
-    return GOOD_TOML
+def _extra_folder(folder: Path) -> str:
+    (folder / "images" / "owl").mkdir()
+    return GOOD_TOML.replace('class_names = ["cat", "dog", "fox"]\n', "")
 
 
 #: case -> (writer of the broken folder, returning the TOML text; what the error must say)
@@ -111,10 +108,11 @@ BROKEN_WORKSPACES = {
     "garbage-safetensors": (_garbage_safetensors, r"weights\.safetensors' is not a readable \.safetensors file"),
     "wrong-architecture": (_wrong_architecture,
                            r"does not fit ResNet: 96 missing key\(s\): layer1\.2\.conv1\.weight.*Check that the arch"),
-    "missing-field": (_missing_field, r"data\.root: missing required field; expected"),
+    "missing-field": (_missing_field, r"data\.root: give exactly one of root and factory"),
     "wrong-field-type": (_wrong_field_type, r"preprocessing\.input_size: got 'big'.*expected"),
     "missing-data-folder": (_missing_data_folder, r"no_such_images.*does not exist"),
-    "only-unreadable-images": (_only_bad_images, r"none of the 3 image file\(s\) .* could be read.*is empty"),
+    "extra-class-folder": (_extra_folder, r"classifier \(fc.weight\) with 3 outputs, but 4 class names were given from "
+                                          r"the data folder's sub-folders .*cat, dog, fox, owl"),
 }
 
 
@@ -153,18 +151,23 @@ def test_a_broken_workspace_is_a_clear_error(template, tmp_path, case):
     assert not (tmp_path / "pwned.txt").exists(), "unpickling ran code from the checkpoint"
 
 
-def test_unreadable_images_are_left_out_with_a_note_and_the_good_ones_load(template, tmp_path):
+def test_unreadable_images_are_reported_when_met_and_the_good_ones_load(template, tmp_path):
+    """Opening a folder only lists it; a bad file is a clear error when it is read, and is remembered with the
+    reason for the page to list. The good ones load as usual."""
     path = make_workspace(template, tmp_path)
     expected = add_bad_images(tmp_path / "images")
-    workspace = load_workspace(path)
-    test_set = workspace.test_set
-    assert len(test_set) == 6
-    assert {test_set.item_id(i) for i in range(6)} == {f"{c}/{i}.png" for c in ("cat", "dog", "fox") for i in (0, 1)}
+    test_set = load_workspace(path).test_set
+    assert len(test_set) == 10 and test_set.skipped == []
+    good = [i for i in range(len(test_set)) if test_set.item_id(i) not in expected]
+    assert {test_set.item_id(i) for i in good} == {f"{c}/{i}.png" for c in ("cat", "dog", "fox") for i in (0, 1)}
+    assert test_set.tensors(good).shape == (6, 3, 64, 64)
+    for i in set(range(len(test_set))) - set(good):
+        with pytest.raises(WorkspaceError, match=r"cannot read image"):
+            test_set.image(i)
     skipped = dict(test_set.skipped)
     assert set(skipped) == set(expected)
     for name, needle in expected.items():
         assert needle in skipped[name], (name, skipped[name])
-    assert test_set.tensors(range(6)).shape == (6, 3, 64, 64)
 
 
 def test_an_image_damaged_after_loading_is_a_workspace_error(template, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-import models.torchvision_models as tvm
+import models.sources.torchvision as tvm
 from models import WorkspaceError, load_torchvision
 
 
@@ -53,7 +53,10 @@ def test_a_cached_file_is_used_with_the_weights_transforms_and_categories(empty_
     assert torch.equal(model.fc.weight, reference.fc.weight)
     assert not model.training
     assert names == torchvision.models.ResNet18_Weights.DEFAULT.meta["categories"]
-    assert type(transform).__name__ == "ImageClassification" and list(transform.crop_size) == [224]
+    # the weights' own preset (resize 256, crop 224, ImageNet statistics) as the project's transform
+    preset = torchvision.models.ResNet18_Weights.DEFAULT.transforms()
+    assert (transform.input_size, transform.resize) == ((224, 224), 256)
+    assert (list(transform.mean), list(transform.std)) == (list(preset.mean), list(preset.std))
 
 
 def test_pretrained_weights_refuse_another_class_count(empty_cache):

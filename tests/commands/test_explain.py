@@ -1,4 +1,4 @@
-"""``python -m gradcam_core``: explain one image file from the command line."""
+"""``gradcam explain``: one image file explained from the command line."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gradcam_core.cli import main
+from cli.main import main as gradcam
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,11 +22,17 @@ def photo(tmp_path) -> Path:
     return path
 
 
-def test_help_runs_as_a_module():
-    out = subprocess.run([sys.executable, "-m", "gradcam_core", "--help"], capture_output=True, text=True,
+def main(argv: list[str]) -> int:
+    return gradcam(["explain", *argv])
+
+
+def test_help_runs_as_a_module_without_importing_torch():
+    out = subprocess.run([sys.executable, "-m", "cli", "explain", "--help"], capture_output=True, text=True,
                          cwd=ROOT, check=True, timeout=120)
-    assert "original.png, heatmap.png, overlay.png and result.json" in out.stdout
-    assert "--workspace" in out.stdout and "--arch" in out.stdout
+    assert "original, heatmap and overlay PNGs plus result.json" in out.stdout
+    assert "--workspace" in out.stdout and "--arch" in out.stdout and "--model" in out.stdout
+    code = "import sys; from cli.main import build_parser; build_parser(); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
 
 
 def test_torchvision_arch_with_random_weights(photo, tmp_path, capsys):
@@ -61,10 +67,15 @@ def test_bundled_workspace_default_layer(photo, tmp_path):
 
 
 def test_clear_errors(photo, tmp_path, capsys):
-    assert main([str(tmp_path / "missing.png"), "--arch", "resnet18", "--weights", "none"]) == 2
+    args = ["--arch", "resnet18", "--weights", "none", "--out", str(tmp_path / "o")]
+    assert main([str(tmp_path / "missing.png"), *args]) == 2
     assert "image file not found" in capsys.readouterr().err
-    assert main([str(photo), "--arch", "resnet18", "--weights", "none", "--layer", "layer9.conv"]) == 2
+    assert main([str(photo), *args, "--layer", "layer9.conv"]) == 2
     assert "layer 'layer9.conv' not found" in capsys.readouterr().err
     (tmp_path / "junk.png").write_bytes(b"not an image at all")
-    assert main([str(tmp_path / "junk.png"), "--arch", "resnet18", "--weights", "none"]) == 2
+    assert main([str(tmp_path / "junk.png"), *args]) == 2
     assert "not an image format we can read" in capsys.readouterr().err
+    assert main([str(photo), "--workspace", "nope"]) == 2
+    assert "unknown workspace 'nope'" in capsys.readouterr().err
+    assert main([str(photo), *args, "--method", "magic"]) == 2
+    assert "unknown CAM method 'magic'" in capsys.readouterr().err
