@@ -24,7 +24,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, data: bool = True) -
     kinds.add_argument("--hf", metavar="FOLDER", help="a Hugging Face save_pretrained folder (needs the hf extra)")
     kinds.add_argument("--arch", metavar="NAME", help="a torchvision architecture, e.g. resnet50")
     group.add_argument("--checkpoint", type=Path, help="the model's state_dict (.safetensors, .pt, .pth)")
-    group.add_argument("--weights", help='with --arch: torchvision weights (default DEFAULT unless --checkpoint; "none": random weights)')
+    group.add_argument("--weights", help="with --arch: torchvision weights (default DEFAULT unless --checkpoint; "
+                       '"none": random weights)')
     group.add_argument("--pretrained", action="store_true", help="with --timm: timm's cached pretrained weights")
     group.add_argument("--kwargs", type=json.loads, default={}, metavar="JSON",
                        help='keyword arguments for --model/--timm as JSON, e.g. \'{"num_classes": 2}\'')
