@@ -125,6 +125,9 @@ def timm_preprocessing(model) -> ImageTransform:
 
     config = resolve_data_config({}, model=model)
     _, height, width = config["input_size"]
+    built = getattr(getattr(model, "patch_embed", None), "img_size", None)  # e.g. a ViT made with img_size=32:
+    if built is not None and tuple(built) != (height, width):  # its pretrained config still says 224
+        height, width = (int(built[0]), int(built[1]))
     crop_pct = float(config.get("crop_pct") or 1.0)
     resize = round(max(height, width) / crop_pct) if crop_pct < 1.0 else None
     return ImageTransform((height, width), config["mean"], config["std"], resize=resize,
