@@ -56,7 +56,7 @@ class TableContext:
 
 
 def table_fields(cls) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(cls) if "doc" in f.metadata}
+    return {name: f for name, f in cls.__dataclass_fields__.items() if "doc" in f.metadata}
 
 
 def parse_table(cls, table: Any, context: TableContext, *, ignore: tuple[str, ...] = ()):
