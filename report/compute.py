@@ -81,8 +81,8 @@ def _names_workspace(name: str, workspace: Any, key: str | None) -> bool:
     to the same TOML file."""
     if name in {workspace.name, key}:
         return True
-    toml = getattr(workspace, "toml_path", None) or (workspace.notes or {}).get("source")
-    return bool(toml) and name.lower().endswith(".toml") and Path(name).resolve() == Path(toml).resolve()
+    toml = workspace.toml_path
+    return toml is not None and name.lower().endswith(".toml") and Path(name).resolve() == Path(toml).resolve()
 
 
 def _check_model(where: str, prefix: str, name: str, model_id: str, workspace: Any, key: str | None) -> None:

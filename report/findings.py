@@ -142,7 +142,7 @@ class _Fields:
     def __init__(self, data: Any, where: str, prefix: str, known: Iterable[str], ignored: Iterable[str] = ()):
         if not isinstance(data, Mapping):
             raise FindingError(f"{where}{f', field {prefix[:-1]!r}' if prefix else ''}: got "
-                               f"{type(data).__name__} {_short(data)}; expected a JSON object")
+                               f"{_json_type(data)} {_short(data)}; expected a JSON object")
         self.data, self.where, self.prefix = data, where, prefix
         known = list(known)
         for key in data:
@@ -164,7 +164,7 @@ class _Fields:
         if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
             raise self.error(key, f"got {value!r}", expected)
         if not isinstance(value, types):
-            raise self.error(key, f"got {type(value).__name__} {_short(value)}", expected)
+            raise self.error(key, f"got {_json_type(value)} {_short(value)}", expected)
         return value
 
     def text(self, key: str, expected: str = "a string", required: bool = False) -> str:
@@ -177,6 +177,11 @@ class _Fields:
         if not float(value).is_integer() or value < 0:
             raise self.error(key, f"got {value!r}", "a class index (an integer >= 0)")
         return int(value)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), "null" if value is None else type(value).__name__)
 
 
 def _short(value: Any) -> str:
@@ -369,7 +374,7 @@ def findings_from_json(text: str, source: str = "findings.json") -> list[Finding
         raise FindingError(f"{source} is not valid JSON: {error.msg} at line {error.lineno}, column "
                            f"{error.colno}; expected a JSON list of findings") from None
     if not isinstance(data, list):
-        raise FindingError(f"{source} holds a JSON {type(data).__name__}; expected a list of findings "
+        raise FindingError(f"{source} holds a JSON {_json_type(data)}; expected a list of findings "
                            "([{...}, {...}]), even for one finding")
     return [Finding.from_dict(item, f"{source}: finding {n} of {len(data)}") for n, item in enumerate(data, 1)]
 
