@@ -33,6 +33,8 @@ from report.findings import (
     findings_to_json,
     load_findings,
     now_iso,
+    pin_comparison,
+    pin_view,
     save_findings,
     write_atomically,
 )
@@ -57,6 +59,8 @@ __all__ = [
     "model_card",
     "now_iso",
     "pictures_from_arrays",
+    "pin_comparison",
+    "pin_view",
     "recompute_finding",
     "render_report",
     "save_findings",

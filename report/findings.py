@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -365,6 +365,29 @@ def _finding_to_dict(finding: Finding, pictures: bool) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- pinning
+def pin_view(view: Mapping[str, Any], pictures: Pictures | None = None, note: str = "",
+             created: str | None = None) -> Finding:
+    """A finding from the explorer's view JSON (``dashboard.explorer.view_payload``) and the pictures on screen
+    (``report.pictures_from_arrays(original, heatmap, overlay)``): what "Add to report" pins."""
+    finding = Finding.from_dict(view, where="the view to pin")
+    return replace(finding, pictures=pictures or finding.pictures, note=note or finding.note,
+                   created=created or finding.created or now_iso())
+
+
+def pin_comparison(first: Finding, second: Finding, note: str = "") -> Finding:
+    """One comparison finding from the same view pinned on two models (the "Compare models" page)."""
+    if first.sample != second.sample or (first.method, first.opacity, first.colormap) != (
+            second.method, second.opacity, second.colormap):
+        raise ValueError("a comparison shows one image with one method, opacity and colormap on both models; got "
+                         f"{first.sample.describe()} / {first.method} / {first.opacity} / {first.colormap} and "
+                         f"{second.sample.describe()} / {second.method} / {second.opacity} / {second.colormap}")
+    other = ComparedModel(workspace=second.workspace, layer=second.layer, model_id=second.model_id,
+                          target_mode=second.target_mode, target_class=second.target_class, top5=second.top5,
+                          pictures=second.pictures)
+    return replace(first, kind="compare", compare=other, note=note or first.note)
+
+
 # ------------------------------------------------------------------------------------------------- files
 def findings_from_json(text: str, source: str = "findings.json") -> list[Finding]:
     """Parse the text of a findings file: a JSON list of findings (see the module docstring)."""
@@ -431,6 +454,8 @@ __all__ = [
     "findings_to_json",
     "load_findings",
     "now_iso",
+    "pin_comparison",
+    "pin_view",
     "save_findings",
     "write_atomically",
 ]

@@ -10,7 +10,7 @@ import pytest
 
 from gradcam_core import colorize, denormalise, overlay, softmax, upsample
 from models.datasets import ArrayImageSet
-from report import ComparedModel, Finding, FindingError, Sample, complete_findings, summarise_model
+from report import ComparedModel, Finding, FindingError, Sample, build_report, complete_findings, summarise_model
 from report.compute import confusion_matrix, decode_png
 from tests.report.conftest import hand_written
 
@@ -130,3 +130,14 @@ def test_summary_without_logits_classifies_the_test_set(shapes, shapes_engine):
     assert summary.recorded_accuracy is None
     shipped = shapes.test_logits[:150].argmax(axis=1)
     assert np.abs(summary.confusion - confusion_matrix(small.labels, shipped, 8)).sum() <= 2  # float near-ties
+
+
+class _NoModel:
+    def __getattr__(self, name):
+        raise AssertionError(f"the engine was used ({name}) for findings that carry their pictures")
+
+
+def test_pinned_findings_build_without_running_the_model(shapes, pinned):
+    """The dashboard's "Download report (HTML)": pictures pinned, logits shipped, so no forward pass at all."""
+    html = build_report(shapes, pinned, engine=_NoModel(), load_workspace=_NoModel().__getattr__)
+    assert html.count("data:image/png;base64,") == 12

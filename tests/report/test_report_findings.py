@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 import os
+from datetime import datetime
 
 import pytest
 
-from report import Finding, FindingError, Sample, findings_from_json, findings_to_json, load_findings, save_findings
+from report import (
+    Finding,
+    FindingError,
+    Sample,
+    findings_from_json,
+    findings_to_json,
+    load_findings,
+    pin_comparison,
+    pin_view,
+    save_findings,
+)
 from report.findings import write_atomically
 
 SHA = "ab" * 32
@@ -152,3 +164,19 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         write_atomically(target, "new")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_pinning_a_view_and_a_comparison(pinned):
+    compared = pinned[2]
+    view = {**compared.to_dict(pictures=False), "kind": "view", "compare": None, "note": "", "created": ""}
+    first = pin_view(view, pictures=compared.pictures, note="the same heart, two models")
+    assert first.pictures == compared.pictures and first.note == "the same heart, two models"
+    assert datetime.fromisoformat(first.created).tzinfo is not None
+    other = compared.compare
+    second = Finding(workspace=other.workspace, model_id=other.model_id, sample=compared.sample, layer=other.layer,
+                     target_mode=other.target_mode, target_class=other.target_class, top5=other.top5,
+                     pictures=other.pictures)
+    both = pin_comparison(first, second)
+    assert both == dataclasses.replace(compared, note=first.note, created=first.created)
+    with pytest.raises(ValueError, match="one image with one method"):
+        pin_comparison(first, dataclasses.replace(second, method="eigencam"))
