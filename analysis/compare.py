@@ -15,7 +15,7 @@ one image and for a sample alike; pictures are drawn at about ``DISPLAY_PIXELS``
 
 The numbers: the Spearman rank correlation of the two maps (1: same ranking of pixels; NaN when a map is constant),
 and the *energy* of a map in a region: the region's share of the map's total (the energy-based pointing game of
-Score-CAM). A share means most next to the region's share of the image (``object_area``, ``marker_area``): a 7×7
+Score-CAM). A share is best read next to the region's share of the image (``object_area``, ``marker_area``): a 7×7
 marker covers 1.2% of a 64×64 image, so 7% of a map on it is six times its fair share.
 
 Which test set an index refers to: ``image_from="a"`` or ``"b"``; by default ``default_image_source``: the test set
@@ -42,7 +42,8 @@ from torch import nn
 
 from gradcam_core import CamEngine, colorize, overlay, softmax, upsample
 
-#: Images per ``agreement`` by default: about two seconds for the shapes pair on a 2-core CPU.
+#: Images per ``agreement`` by default: for the shapes pair 0.6 s of CPU with one torch thread, 2 s with two (the
+#: small convs gain nothing from a second thread), so a few seconds at most on a busy 2-core machine.
 DEFAULT_SAMPLE = 200
 #: Images per engine call in ``agreement`` (one explain per batch per model).
 DEFAULT_BATCH = 64
@@ -87,11 +88,6 @@ class Compatibility:
     @property
     def same_input_size(self) -> bool:
         return self.input_size_a == self.input_size_b
-
-    @property
-    def class_targets(self) -> bool:
-        """Whether a class index means the same class to both models (else each explains its own prediction)."""
-        return self.same_classes
 
 
 def input_channels(model: nn.Module) -> int | None:
@@ -415,7 +411,7 @@ def side_target(target: Any, ws: Any, which: str, true_name: str | None,
                              "'pred' (each model explains its own predicted class)")
         return "true", list(ws.class_names).index(true_name)
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        if not compatibility.class_targets:
+        if not compatibility.same_classes:
             raise ValueError(f"target class {target}: the two models have different classes, so a class index means "
                              "a different class to each; use 'pred' (each explains its own predicted class) or 'true'")
         if not 0 <= target < len(ws.class_names):
@@ -432,7 +428,8 @@ def explain_batch(engine: CamEngine, ws: Any, which: str, images: torch.Tensor, 
     try:
         result = engine.explain(images, layers=[layer], targets=targets, methods=(method,))
     except (ValueError, TypeError) as error:
-        raise type(error)(f"model {which.upper()} ({ws.name}): {error}") from None
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(f"model {which.upper()} ({ws.name}): {error}") from None
     return result.logits, np.asarray(result.targets), result.cams[method][layer]
 
 
@@ -774,8 +771,9 @@ def agreement(ws_a: Any, ws_b: Any, n: int = DEFAULT_SAMPLE, seed: int = 0, laye
     """Both models on ``n`` test images drawn with ``seed`` from one test set (``image_from``, default
     ``default_image_source``), each explaining its own prediction at its layer: one explain per batch per model.
 
-    ``progress(fraction, message)`` is called after each batch. About two seconds for the shapes pair at the
-    default ``n`` on a 2-core CPU."""
+    ``progress(fraction, message)`` is called after each batch (the convention of ``analysis.forward``). The
+    shapes pair at the default ``n`` takes well under a second of CPU with one torch thread; ``seconds`` says how
+    long it took."""
     started = time.perf_counter()
     compatibility = check_compatible(ws_a, ws_b)
     source = image_from or default_image_source(ws_a, ws_b)
