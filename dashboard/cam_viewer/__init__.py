@@ -78,6 +78,7 @@ def cam_viewer(
     layer_labels: Mapping[str, str] | None = None,
     scale: int | None = None,
     on_change: Callable[[ViewerState], None] | None = None,
+    report_delay_ms: int = REPORT_DEBOUNCE_MS,
 ) -> ViewerState:
     """Draw the viewer for one sample, method and target; returns the view it shows.
 
@@ -87,6 +88,7 @@ def cam_viewer(
     control is read-only without it). target: the explained class, for the caption and ``data-target``.
     layer_labels: layer -> option text (default "name · h×w"). scale: integer enlargement of the picture (default:
     the explorer's ``figures.display_factor``). on_change(view): called before the rerun a browser report causes.
+    report_delay_ms: how long the view must rest before the browser reports it (each report is a rerun).
     """
     image = _checked_image(image)
     luts = _checked_luts(luts)
@@ -116,7 +118,7 @@ def cam_viewer(
         "methods": [[name, title] for name, title in methods.items()],
         "target": target,
         "view": {**view, "revision": revision, "fields": fields},
-        "debounce_ms": REPORT_DEBOUNCE_MS,
+        "debounce_ms": int(report_delay_ms),
     }
     _mount(key=key, data=data, on_view_change=lambda: _on_report(key, on_change))
     return ViewerState(**view)
@@ -271,4 +273,5 @@ def _check_choice(what: str, value: str, choices: Mapping[str, object]) -> None:
         raise ValueError(f"{what} {value!r} is not among the viewer's {what}s; {hint}")
 
 
-__all__ = ["ViewerState", "cam_viewer", "encode_payload", "payload_bytes", "quantise", "viewer_state"]
+__all__ = ["REPORT_DEBOUNCE_MS", "ViewerState", "cam_viewer", "encode_payload", "payload_bytes", "quantise",
+           "viewer_state"]
