@@ -130,9 +130,18 @@ def _slot_key(key: str) -> str:
 
 
 def _settle_view(key: str, wanted: dict, choices: Mapping[str, Mapping]) -> tuple[dict, int, list[str]]:
-    """The view to show and which fields the server overrides (with a new revision) this run."""
-    state = st.session_state
-    slot = state.get(_slot_key(key))
+    slot = settle_view(st.session_state.get(_slot_key(key)), wanted, choices)
+    st.session_state[_slot_key(key)] = slot
+    return slot["view"], slot["revision"], slot["fields"]
+
+
+def settle_view(slot: dict | None, wanted: dict, choices: Mapping[str, Mapping]) -> dict:
+    """This run's slot: the view to show, and the fields the server overrides (under a new revision).
+
+    ``wanted`` is what the page passes; ``slot`` the last run's (None on the first). A field is overridden when
+    the page passes a value that differs from what it passed last run and from the view (which holds the
+    browser's reports), or when the view's value is no longer among ``choices``.
+    """
     if slot is None:
         view, revision, fields = dict(wanted), 1, list(FIELDS)
     else:
@@ -143,28 +152,34 @@ def _settle_view(key: str, wanted: dict, choices: Mapping[str, Mapping]) -> tupl
         if changed:
             view.update({f: wanted[f] for f in changed})
             revision, fields = revision + 1, changed
-    state[_slot_key(key)] = {"view": view, "wanted": wanted, "revision": revision, "fields": fields,
-                             "choices": {name: list(values) for name, values in choices.items()}}
-    return view, revision, fields
+    return {"view": view, "wanted": dict(wanted), "revision": revision, "fields": fields,
+            "choices": {name: list(values) for name, values in choices.items()}}
 
 
-def _on_report(key: str, on_change: Callable[[ViewerState], None] | None) -> None:
-    """A browser report: becomes the view (values the viewer could not offer are ignored), then on_change."""
-    state = st.session_state
-    slot = state.get(_slot_key(key))
-    reported = (state.get(key) or {}).get("view")
-    if slot is None or not isinstance(reported, dict):
-        return
+def apply_report(slot: dict, reported: object) -> dict:
+    """The view after a browser report: its layer, colormap, method and opacity where the viewer could offer them
+    (anything else in the report is ignored)."""
     view = dict(slot["view"])
+    if not isinstance(reported, dict):
+        return view
     for field in ("layer", "colormap", "method"):
         if reported.get(field) in slot["choices"][field]:
             view[field] = reported[field]
     opacity = reported.get("opacity")
-    if isinstance(opacity, int | float) and 0.0 <= opacity <= 1.0:
+    if isinstance(opacity, int | float) and not isinstance(opacity, bool) and 0.0 <= opacity <= 1.0:
         view["opacity"] = round(float(opacity), 2)
-    slot["view"] = view
+    return view
+
+
+def _on_report(key: str, on_change: Callable[[ViewerState], None] | None) -> None:
+    """Callback of a browser report (runs before the rerun it causes): the report becomes the view."""
+    state = st.session_state
+    slot = state.get(_slot_key(key))
+    if slot is None:
+        return
+    slot["view"] = apply_report(slot, (state.get(key) or {}).get("view"))
     if on_change is not None:
-        on_change(ViewerState(**view))
+        on_change(ViewerState(**slot["view"]))
 
 
 def viewer_state(key: str) -> ViewerState | None:
@@ -273,5 +288,5 @@ def _check_choice(what: str, value: str, choices: Mapping[str, object]) -> None:
         raise ValueError(f"{what} {value!r} is not among the viewer's {what}s; {hint}")
 
 
-__all__ = ["REPORT_DEBOUNCE_MS", "ViewerState", "cam_viewer", "encode_payload", "payload_bytes", "quantise",
-           "viewer_state"]
+__all__ = ["REPORT_DEBOUNCE_MS", "ViewerState", "apply_report", "cam_viewer", "encode_payload", "payload_bytes",
+           "quantise", "settle_view", "viewer_state"]

@@ -1,9 +1,10 @@
-"""The CAM viewer component in a real browser, on a small page with synthetic pictures (tests/e2e/viewer_app.py).
+"""The CAM viewer component: its view bookkeeping and payload (plain tests), then in a real browser on a small page
+with synthetic pictures (tests/e2e/viewer_app.py).
 
-Each control changes the picture (canvas pixels compared before and after) and the element's data-* attributes,
-without a rerun for layer, opacity and colormap; the colours are the LUT's; the view reaches Python (debounced);
-new data from the server keeps the user's view unless the server sets one; two sessions stay apart. The
-explorer-level checks (URL, shared link) come with the viewer's integration into the explorer.
+In the browser, each control changes the picture (canvas pixels compared before and after) and the element's data-*
+attributes, without a rerun for layer, opacity and colormap; the colours are the LUT's; the view reaches Python
+(debounced); new data from the server keeps the user's view unless the server sets one; two sessions stay apart.
+The explorer-level checks (URL, shared link) come with the viewer's integration into the explorer.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dashboard.cam_viewer import FIELDS, apply_report, cam_viewer, encode_payload, quantise, settle_view
 from dashboard.figures import display_factor
 from gradcam_core import COLORMAPS, colorize, overlay, upsample
 from tests.e2e.browser_helpers import assert_no_traceback, streamlit_server
 from tests.e2e.viewer_app import FLAT_INDEX, IMAGE_SIZE, synthetic_image, synthetic_maps
 
-pytestmark = pytest.mark.browser
 VIEWER = '[data-testid="cam-viewer"]'
 WAIT_MS = 60_000
 SCALE = display_factor(IMAGE_SIZE, IMAGE_SIZE)
@@ -44,6 +45,69 @@ def page(browser, server):
     context.close()
 
 
+# ------------------------------------------------------------------------------------------------ no browser
+CHOICES = {"layer": ["a", "b", "c"], "colormap": ["jet", "gray"], "method": ["gradcam", "layercam"]}
+START = {"layer": "a", "opacity": 0.5, "colormap": "jet", "method": "gradcam"}
+
+
+def test_the_server_overrides_only_what_the_page_itself_changed():
+    first = settle_view(None, START, CHOICES)
+    assert first["view"] == START and first["revision"] == 1 and first["fields"] == list(FIELDS)
+    reported = {"layer": "b", "opacity": 0.7, "colormap": "gray", "method": "gradcam"}
+    first["view"] = apply_report(first, {**reported, "report": "x:1"})
+    stale = settle_view(first, START, CHOICES)  # the page has not stored the report yet: no override
+    assert stale["view"] == reported and stale["revision"] == 1
+    echoed = settle_view(stale, reported, CHOICES)  # the page passes the reported view back: none either
+    assert echoed["view"] == reported and echoed["revision"] == 1
+    clicked = settle_view(echoed, {**reported, "layer": "c"}, CHOICES)  # the page picks a layer itself
+    assert clicked["view"] == {**reported, "layer": "c"}
+    assert clicked["revision"] == 2 and clicked["fields"] == ["layer"]
+    # The maps of another model: the view's layer is gone, so the page's (unchanged) layer is shown.
+    other = settle_view(clicked, {**reported, "layer": "c"}, {**CHOICES, "layer": ["c", "d"]})
+    assert other["revision"] == 2
+    other["view"] = apply_report({**other, "choices": CHOICES}, {"layer": "a"})
+    gone = settle_view(other, {**reported, "layer": "c"}, {**CHOICES, "layer": ["c", "d"]})
+    assert gone["view"]["layer"] == "c" and gone["revision"] == 3 and gone["fields"] == ["layer"]
+
+
+def test_a_report_outside_the_choices_is_ignored():
+    slot = settle_view(None, START, CHOICES)
+    nonsense = {"layer": "zzz", "opacity": 3, "colormap": "gray", "method": "scorecam"}
+    assert apply_report(slot, nonsense) == {**START, "colormap": "gray"}
+    assert apply_report(slot, {"opacity": True}) == START
+    assert apply_report(slot, None) == START
+
+
+def test_the_payload_carries_the_image_and_each_maps_lut_indices():
+    image = synthetic_image(1)
+    maps = synthetic_maps(1, "gradcam", "circle")
+    payload = encode_payload(image, maps, 4)
+    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(payload["image_png"]))))
+    assert np.array_equal(png, image)
+    buffer = np.frombuffer(base64.b64decode(payload["maps"]), dtype=np.uint8)
+    assert [layer[0] for layer in payload["layers"]] == list(maps)
+    for name, label, h, w, offset in payload["layers"]:
+        assert label == f"{name} · {h}×{w}"
+        assert np.array_equal(buffer[offset:offset + h * w].reshape(h, w), quantise(maps[name]))
+    assert buffer.size == sum(m.size for m in maps.values())
+    assert encode_payload(image.copy(), dict(maps), 4)["id"] == payload["id"]
+    assert encode_payload(image, {**maps, "flat": maps["flat"] * 0.5}, 4)["id"] != payload["id"]
+
+
+def test_bad_input_is_named_with_what_to_do():
+    good = {"image": synthetic_image(0), "maps": synthetic_maps(0, "gradcam", "circle"), "layer": "stem",
+            "opacity": 0.5, "colormap": "jet", "luts": COLORMAPS, "sample": 0, "method": "gradcam", "key": "v"}
+    for change, message in (({"layer": "stme"}, "layer 'stme' .* did you mean 'stem'"),
+                            ({"colormap": "jett"}, "colormap 'jett' .* did you mean 'jet'"),
+                            ({"opacity": 1.5}, "opacity must be in \\[0, 1\\], got 1.5"),
+                            ({"image": synthetic_image(0).astype(np.float32)}, "uint8 RGB, got float32"),
+                            ({"maps": {"stem": np.zeros((2, 2, 2))}}, "layer 'stem' must be \\(h, w\\)"),
+                            ({"luts": {"jet": COLORMAPS["jet"][:128]}}, "'jet' must be a \\(256, 3\\) uint8")):
+        with pytest.raises(ValueError, match=message):
+            cam_viewer(**{**good, **change})
+
+
+# ------------------------------------------------------------------------------------------------ browser
 def open_viewer(page, server: str, query: str = "") -> None:
     page.goto(server + "/" + query)
     page.locator(f"{VIEWER}[data-layer]").wait_for(timeout=WAIT_MS)
@@ -114,6 +178,7 @@ def change_and_time(page, action: str) -> dict:
         })""", action)
 
 
+@pytest.mark.browser
 def test_each_control_redraws_in_the_browser_and_reports_to_python(page):
     assert shown(page) == {"sample": "0", "layer": "stem", "method": "gradcam", "target": "circle",
                            "opacity": "0.5", "colormap": "jet"}
@@ -155,6 +220,7 @@ def test_each_control_redraws_in_the_browser_and_reports_to_python(page):
     assert page.evaluate("location.search") == "?layer=block1&opacity=0.55&colormap=viridis&method=gradcampp"
 
 
+@pytest.mark.browser
 def test_colours_are_the_lut_and_the_maps_upsample_as_render_does(page):
     image = np.repeat(np.repeat(synthetic_image(0), SCALE, axis=0), SCALE, axis=1)
     page.get_by_role("combobox", name="Layer").select_option("flat")
@@ -179,6 +245,7 @@ def test_colours_are_the_lut_and_the_maps_upsample_as_render_does(page):
     assert difference.max() <= 1 and (difference == 0).mean() > 0.99, (difference.max(), (difference == 0).mean())
 
 
+@pytest.mark.browser
 @pytest.mark.slow
 def test_new_data_keeps_the_users_view_unless_the_server_sets_one(browser, server):
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -205,6 +272,7 @@ def test_new_data_keeps_the_users_view_unless_the_server_sets_one(browser, serve
     page.context.close()
 
 
+@pytest.mark.browser
 def test_keyboard_and_screen_reader(page):
     layer = page.get_by_role("combobox", name="Layer")
     layer.focus()
@@ -228,6 +296,7 @@ def test_keyboard_and_screen_reader(page):
     assert "block1" in page.get_by_role("status").inner_text()
 
 
+@pytest.mark.browser
 @pytest.mark.slow
 def test_dragging_opacity_repaints_continuously_and_reports_once(browser, server):
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -257,6 +326,7 @@ def test_dragging_opacity_repaints_continuously_and_reports_once(browser, server
     page.context.close()
 
 
+@pytest.mark.browser
 @pytest.mark.slow
 def test_two_sessions_stay_independent(browser, server):
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
