@@ -494,7 +494,7 @@ def _torchcam_interactions(driver: TorchCamDriver, reps: int) -> dict[str, Serie
 
 
 # ------------------------------------------------------------------------------------------------ payload
-def payload_rows() -> list[tuple[str, dict[str, int]]]:
+def payload_rows(with_resnet50: bool = True) -> list[tuple[str, dict[str, int]]]:
     """What one viewer run sends, for the bundled shapes model and for resnet50 at 224 px (random weights)."""
     import numpy as np
     import torch
@@ -512,6 +512,8 @@ def payload_rows() -> list[tuple[str, dict[str, int]]]:
     rng = np.random.default_rng(0)
     maps = {name: rng.random((h, w), dtype=np.float32) for name, (_, h, w) in shapes.items()}
     rows.append((f"shapes: {len(maps)} layers, {pixels.shape[0]} px", payload_bytes(pixels, maps, COLORMAPS)))
+    if not with_resnet50:
+        return rows
 
     with torch.no_grad():
         model = resnet50(weights=None).eval()
@@ -588,7 +590,7 @@ def section(quick: bool = False, app: Path = REPO / "app.py", torchcam_demo: Pat
     if with_payload:
         lines += ["", "#### CAM viewer payload (one run's JSON data: PNG image + uint8 maps, base64)", "",
                   "| model | image PNG | maps | layer list | colormaps | total |", "|---|---:|---:|---:|---:|---:|"]
-        for label, sizes in payload_rows():
+        for label, sizes in payload_rows(with_resnet50=not quick):
             lines.append(f"| {label} | {sizes['image_png'] / 1024:.1f} KB | {sizes['maps'] / 1024:.1f} KB | "
                          f"{sizes['layers'] / 1024:.1f} KB | {sizes['colormaps'] / 1024:.1f} KB | "
                          f"{sizes['total_json'] / 1024:.1f} KB |")
