@@ -107,6 +107,19 @@ def test_bad_input_is_named_with_what_to_do():
             cam_viewer(**{**good, **change})
 
 
+def test_the_viewer_mounts_under_apptest_and_returns_the_view_the_page_sets():
+    """The explorer's AppTest tests run the page without a browser: the component must mount there too."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file("viewer_app.py", default_timeout=60).run()  # resolved beside this file
+    assert not app.exception
+    assert json.loads(app.code[0].value) == {"layer": "stem", "opacity": 0.5, "colormap": "jet", "method": "gradcam"}
+    app.session_state["layer"] = "block2"  # what a layer-strip click does
+    app.run()
+    assert not app.exception
+    assert json.loads(app.code[0].value)["layer"] == "block2"
+
+
 # ------------------------------------------------------------------------------------------------ browser
 def open_viewer(page, server: str, query: str = "") -> None:
     page.goto(server + "/" + query)
