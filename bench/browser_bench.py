@@ -609,8 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     args = parser.parse_args(argv)
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        print(f"Chromium not found at {CHROMIUM}: install Debian's chromium or set CHROMIUM", file=sys.stderr)
-        return 2
+        # As the browser tests: skipped on a machine without Chromium, a failure in CI (CI set).
+        print(f"browser bench skipped: Chromium not found at {CHROMIUM}; install Debian's chromium (make "
+              "browser-deps) or set CHROMIUM", file=sys.stderr)
+        return 2 if os.environ.get("CI") else 0
     demo = args.torchcam_demo
     if demo is not None and not demo.is_file():
         print(f"torch-cam demo {demo} is not a file: give the path of demo/app.py in a torch-cam checkout",
