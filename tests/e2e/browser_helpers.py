@@ -44,13 +44,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(log_path: Path, extra_args: tuple[str, ...] = ()):
-    """``streamlit run app.py`` on a free port, yielding its URL; always terminated, also when a test fails."""
+def streamlit_server(log_path: Path, extra_args: tuple[str, ...] = (), script: str = "app.py"):
+    """``streamlit run <script>`` (default app.py) on a free port, yielding its URL; always terminated, also when a
+    test fails."""
     port = free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
              "--server.fileWatcherType", "none", "--server.port", str(port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", *extra_args],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT,

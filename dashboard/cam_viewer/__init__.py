@@ -1,0 +1,292 @@
+"""The explorer's CAM viewer: a Streamlit components-v2 element that draws original / heatmap / overlay on canvases.
+
+It gets the sample's image and every layer's map for one method and target in one payload (maps as uint8 at the
+layer's own resolution, the image as PNG, both base64 in the JSON data), so layer, opacity and colormap change in
+the browser without a rerun. The browser reports its view back debounced; a change of Method is reported at once,
+because other maps need the server.
+
+    view = cam_viewer(image=pixels, maps=maps, layer=..., opacity=..., colormap=..., luts=COLORMAPS,
+                      sample=index, method=method, methods=METHOD_TITLES, key="explorer.viewer",
+                      on_change=apply_view)
+
+How the view flows. The values the page passes (layer, opacity, colormap, method) are what the server wants; the
+browser keeps what the user picked unless the page passes a value that is new both to the page (it differs from
+what the page passed last run) and to the viewer (it differs from what the viewer last reported). So a page that
+echoes the reported view back never moves the user's view, and a page that sets a layer itself (a layer-strip
+click, a shared link) does. ``on_change(view)`` runs in the callback phase, before the page script reruns, so the
+page can store the view (and compute the maps of a new method) in the same run. The return value is the view the
+viewer shows (or is about to show).
+
+DOM contract (shared/DESIGN.md): one ``[data-testid="cam-viewer"]`` whose ``data-sample``, ``data-layer``,
+``data-method``, ``data-opacity``, ``data-colormap`` (and ``data-target``) are set after the picture is drawn;
+controls with the accessible names Layer, Method, Opacity and Colormap.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+import io
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from dashboard.figures import display_factor
+
+COMPONENT_NAME = "gradcam_cam_viewer"
+REPORT_DEBOUNCE_MS = 250
+FIELDS = ("layer", "opacity", "colormap", "method")
+_ASSETS = Path(__file__).resolve().parent
+_mount = st.components.v2.component(
+    COMPONENT_NAME,
+    html=(_ASSETS / "viewer.html").read_text(encoding="utf-8"),
+    css=(_ASSETS / "viewer.css").read_text(encoding="utf-8"),
+    js=(_ASSETS / "viewer.js").read_text(encoding="utf-8"),
+)
+
+
+@dataclass(frozen=True)
+class ViewerState:
+    """What the viewer shows: the layer, opacity and colormap the user picked there, and the method asked for
+    (which may not be drawn yet: its maps come from the server)."""
+
+    layer: str
+    opacity: float
+    colormap: str
+    method: str
+
+
+def cam_viewer(
+    *,
+    image: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    layer: str,
+    opacity: float,
+    colormap: str,
+    luts: Mapping[str, np.ndarray],
+    sample: str | int,
+    method: str,
+    key: str,
+    methods: Mapping[str, str] | None = None,
+    target: str | None = None,
+    layer_labels: Mapping[str, str] | None = None,
+    scale: int | None = None,
+    on_change: Callable[[ViewerState], None] | None = None,
+    report_delay_ms: int = REPORT_DEBOUNCE_MS,
+) -> ViewerState:
+    """Draw the viewer for one sample, method and target; returns the view it shows.
+
+    image: (H, W, 3) uint8, as the model sees it. maps: layer -> (h, w) map in [0, 1] at the layer's own
+    resolution, for ``method`` and the target; every layer the Layer control should offer. luts: colormap name ->
+    (256, 3) uint8 table (``gradcam_core.COLORMAPS``). methods: method name -> title for the Method control (the
+    control is read-only without it). target: the explained class, for the caption and ``data-target``.
+    layer_labels: layer -> option text (default "name · h×w"). scale: integer enlargement of the picture (default:
+    the explorer's ``figures.display_factor``). on_change(view): called before the rerun a browser report causes.
+    report_delay_ms: how long the view must rest before the browser reports it (each report is a rerun).
+    """
+    image = _checked_image(image)
+    luts = _checked_luts(luts)
+    layer_maps = _checked_maps(maps)
+    methods = dict(methods) if methods else {method: method}
+    _check_choice("layer", layer, layer_maps)
+    _check_choice("colormap", colormap, luts)
+    _check_choice("method", method, methods)
+    if not 0.0 <= float(opacity) <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}; 0 shows the image, 1 the heatmap")
+    height, width = image.shape[:2]
+    scale = display_factor(height, width) if scale is None else int(scale)
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale}")
+
+    wanted = {"layer": layer, "opacity": round(float(opacity), 2), "colormap": colormap, "method": method}
+    view, revision, fields = _settle_view(key, wanted, {"layer": layer_maps, "colormap": luts, "method": methods})
+    labels = dict(layer_labels or {})
+    data = {
+        "version": 1,
+        "payload": encode_payload(image, layer_maps, scale, labels),
+        "colormaps": encode_luts(luts),
+        "sample": str(sample),
+        "sample_label": f"test image #{sample}" if isinstance(sample, int) else str(sample),
+        "method": method,
+        "method_title": methods[method],
+        "methods": [[name, title] for name, title in methods.items()],
+        "target": target,
+        "view": {**view, "revision": revision, "fields": fields},
+        "debounce_ms": int(report_delay_ms),
+    }
+    _mount(key=key, data=data, on_view_change=lambda: _on_report(key, on_change))
+    return ViewerState(**view)
+
+
+# ------------------------------------------------------------------------------------------------- view state
+def _slot_key(key: str) -> str:
+    return f"_cam_viewer.{key}"
+
+
+def _settle_view(key: str, wanted: dict, choices: Mapping[str, Mapping]) -> tuple[dict, int, list[str]]:
+    slot = settle_view(st.session_state.get(_slot_key(key)), wanted, choices)
+    st.session_state[_slot_key(key)] = slot
+    return slot["view"], slot["revision"], slot["fields"]
+
+
+def settle_view(slot: dict | None, wanted: dict, choices: Mapping[str, Mapping]) -> dict:
+    """This run's slot: the view to show, and the fields the server overrides (under a new revision).
+
+    ``wanted`` is what the page passes; ``slot`` the last run's (None on the first). A field is overridden when
+    the page passes a value that differs from what it passed last run and from the view (which holds the
+    browser's reports), or when the view's value is no longer among ``choices``.
+    """
+    if slot is None:
+        view, revision, fields = dict(wanted), 1, list(FIELDS)
+    else:
+        view, revision, fields = dict(slot["view"]), slot["revision"], slot["fields"]
+        changed = [f for f in FIELDS if wanted[f] != slot["wanted"][f] and wanted[f] != view[f]]
+        # A value the viewer cannot show any more (another model's layer) gives way to the page's.
+        changed += [f for f in ("layer", "colormap", "method") if f not in changed and view[f] not in choices[f]]
+        if changed:
+            view.update({f: wanted[f] for f in changed})
+            revision, fields = revision + 1, changed
+    return {"view": view, "wanted": dict(wanted), "revision": revision, "fields": fields,
+            "choices": {name: list(values) for name, values in choices.items()}}
+
+
+def apply_report(slot: dict, reported: object) -> dict:
+    """The view after a browser report: its layer, colormap, method and opacity where the viewer could offer them
+    (anything else in the report is ignored)."""
+    view = dict(slot["view"])
+    if not isinstance(reported, dict):
+        return view
+    for field in ("layer", "colormap", "method"):
+        if reported.get(field) in slot["choices"][field]:
+            view[field] = reported[field]
+    opacity = reported.get("opacity")
+    if isinstance(opacity, int | float) and not isinstance(opacity, bool) and 0.0 <= opacity <= 1.0:
+        view["opacity"] = round(float(opacity), 2)
+    return view
+
+
+def _on_report(key: str, on_change: Callable[[ViewerState], None] | None) -> None:
+    """Callback of a browser report (runs before the rerun it causes): the report becomes the view."""
+    state = st.session_state
+    slot = state.get(_slot_key(key))
+    if slot is None:
+        return
+    slot["view"] = apply_report(slot, (state.get(key) or {}).get("view"))
+    if on_change is not None:
+        on_change(ViewerState(**slot["view"]))
+
+
+def viewer_state(key: str) -> ViewerState | None:
+    """The view the viewer under ``key`` last showed or reported in this session (None before its first run)."""
+    slot = st.session_state.get(_slot_key(key))
+    return None if slot is None else ViewerState(**slot["view"])
+
+
+# ------------------------------------------------------------------------------------------------ payload
+def quantise(cam: np.ndarray) -> np.ndarray:
+    """A map in [0, 1] as uint8 ``rint(value * 255)``: the LUT index the heatmap's colour is taken from."""
+    values = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0)
+    return np.clip(np.rint(values * 255), 0, 255).astype(np.uint8)
+
+
+def encode_payload(image: np.ndarray, maps: Mapping[str, np.ndarray], scale: int,
+                   layer_labels: Mapping[str, str] | None = None) -> dict:
+    """The picture's data for the browser: image as PNG, all maps as one uint8 buffer, base64; cached by content,
+    so the reruns a report causes do not encode the same picture again."""
+    labels = layer_labels or {}
+    layers, chunks, offset = [], [], 0
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{image.shape}|{scale}".encode())
+    digest.update(np.ascontiguousarray(image).data)
+    for name, cam in maps.items():
+        values = quantise(cam)
+        h, w = values.shape
+        label = labels.get(name, f"{name} · {h}×{w}")
+        layers.append([name, label, h, w, offset])
+        chunks.append(values.tobytes())
+        offset += values.size
+        digest.update(json.dumps([name, label, h, w]).encode())
+        digest.update(chunks[-1])
+    return _encoded(digest.hexdigest(), image, layers, b"".join(chunks), scale)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _encoded(content_id: str, _image: np.ndarray, _layers: list, _maps: bytes, scale: int) -> dict:
+    buffer = io.BytesIO()
+    Image.fromarray(_image).save(buffer, format="PNG", compress_level=6)
+    height, width = _image.shape[:2]
+    return {
+        "id": content_id, "height": height, "width": width, "scale": scale,
+        "image_png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+        "layers": _layers, "maps": base64.b64encode(_maps).decode("ascii"),
+    }
+
+
+def encode_luts(luts: Mapping[str, np.ndarray]) -> dict:
+    tables = {name: np.ascontiguousarray(lut, dtype=np.uint8).tobytes() for name, lut in luts.items()}
+    content_id = hashlib.blake2b(b"".join(name.encode() + table for name, table in tables.items()),
+                                 digest_size=8).hexdigest()
+    return {"id": content_id, "names": list(tables),
+            "luts": {name: base64.b64encode(table).decode("ascii") for name, table in tables.items()}}
+
+
+def payload_bytes(image: np.ndarray, maps: Mapping[str, np.ndarray], luts: Mapping[str, np.ndarray],
+                  scale: int = 1) -> dict[str, int]:
+    """Sizes in bytes of what one viewer run sends the browser: the JSON as a whole and its parts."""
+    payload = encode_payload(_checked_image(image), _checked_maps(maps), scale)
+    colormaps = encode_luts(_checked_luts(luts))
+    return {"image_png": len(payload["image_png"]), "maps": len(payload["maps"]),
+            "layers": len(json.dumps(payload["layers"])), "colormaps": len(json.dumps(colormaps)),
+            "total_json": len(json.dumps({"payload": payload, "colormaps": colormaps}))}
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def _checked_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.dtype} {image.shape}; "
+                         "gradcam_core.denormalise turns a model input into one")
+    return np.ascontiguousarray(image)
+
+
+def _checked_maps(maps: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if not maps:
+        raise ValueError("maps is empty: pass every layer's (h, w) map for the method and target shown")
+    checked = {}
+    for name, cam in maps.items():
+        cam = np.asarray(cam)
+        if cam.ndim != 2 or 0 in cam.shape:
+            raise ValueError(f"the map of layer {name!r} must be (h, w), got shape {cam.shape}; "
+                             "take one image's map from res.cams[method][layer][i]")
+        checked[str(name)] = cam
+    return checked
+
+
+def _checked_luts(luts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if not luts:
+        raise ValueError("luts is empty: pass gradcam_core.COLORMAPS (name -> (256, 3) uint8)")
+    checked = {}
+    for name, lut in luts.items():
+        lut = np.asarray(lut)
+        if lut.shape != (256, 3) or lut.dtype != np.uint8:
+            raise ValueError(f"colormap {name!r} must be a (256, 3) uint8 table, got {lut.dtype} {lut.shape}")
+        checked[str(name)] = lut
+    return checked
+
+
+def _check_choice(what: str, value: str, choices: Mapping[str, object]) -> None:
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), list(choices), n=3)
+        known = ", ".join(list(choices)[:8])
+        hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"choose from {known}"
+        raise ValueError(f"{what} {value!r} is not among the viewer's {what}s; {hint}")
+
+
+__all__ = ["REPORT_DEBOUNCE_MS", "ViewerState", "apply_report", "cam_viewer", "encode_payload", "payload_bytes",
+           "quantise", "settle_view", "viewer_state"]
