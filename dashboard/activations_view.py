@@ -1,7 +1,7 @@
 """The activation-maps page's pieces: which sample and layer it starts on, the ranked channel grid, pictures.
 
 Raw responses of a Conv2d layer for one test image, no gradient weighting: channels ranked by a spatial statistic
-(``gradcam_core.analysis.rank_channels``), shown on one colour scale so a brighter cell is a stronger response.
+(``analysis.classification.rank_channels``), shown on one colour scale so a brighter cell is a stronger response.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from analysis.classification import channel_mean_map, rank_channels
 from dashboard import figures
 from dashboard.views_compute import display_maps
-from gradcam_core.analysis import channel_mean_map, rank_channels
 
 KEYS = {
     "sample": "activations.sample",

@@ -6,7 +6,7 @@ key, sample key, indices, layer, parameters); the loaded workspace and tensors t
 - ``split_features``: penultimate features (input of ``workspace.classifier_layer``) of the test split, or of a
   seeded subset, extracted in batches with a progress callback; kept in memory and on disk, so a restarted app
   does not run the model over the split again before it can show a cached t-SNE.
-- ``embedding`` / ``peek_embedding``: ``gradcam_core.embedding.cached_embedding`` (memory + disk), and a look-up
+- ``embedding`` / ``peek_embedding``: ``analysis.embedding.cached_embedding`` (memory + disk), and a look-up
   that never computes, so the t-SNE view can draw a cached embedding at once and ask before a long computation.
 - ``grid_cams``: Grad-CAM of a handful of test images at one layer from ONE batched engine call.
 """
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from analysis.embedding import EmbeddingResult, cached_embedding, feature_separability
 from dashboard.workspaces import LoadedWorkspace
 from gradcam_core import denormalise
-from gradcam_core.embedding import EmbeddingResult, cached_embedding, feature_separability
 
 CACHE_ENV = "GRADCAM_CACHE_DIR"
 FEATURE_BATCH = 256
@@ -206,7 +206,7 @@ def embedding_key(loaded: LoadedWorkspace) -> str:
 
 def embedding(loaded: LoadedWorkspace, features: FeatureSet, perplexity: float, seed: int = 0,
               progress: ProgressFn | None = None) -> EmbeddingResult:
-    """PCA to 50 dims then seeded t-SNE, remembered in memory and on disk by ``gradcam_core.embedding``."""
+    """PCA to 50 dims then seeded t-SNE, remembered in memory and on disk by ``analysis.embedding``."""
     return cached_embedding(features.features, cache_dir(), embedding_key(loaded), progress=progress,
                             perplexity=float(perplexity), seed=int(seed), pca_dims=50)
 
@@ -272,7 +272,7 @@ def grid_cams(model_id: str, workspace_key: str, indices: tuple[int, ...], layer
 def cell_examples(labels: Sequence[int], predicted: Sequence[int], true_class: int, pred_class: int,
                   limit: int) -> tuple[np.ndarray, int]:
     """Up to ``limit`` test indices of one confusion-matrix cell (the first ones), and how many there are."""
-    from gradcam_core.analysis import cell_indices
+    from analysis.classification import cell_indices
 
     found = cell_indices(labels, predicted, true_class, pred_class)
     return found[:limit], int(found.size)

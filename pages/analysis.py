@@ -5,16 +5,16 @@ Grad-CAM of a class's correct vs misclassified images side by side (one batched 
 import numpy as np
 import streamlit as st
 
-from dashboard import analysis_view as view
-from dashboard import compute, explorer, views_compute
-from dashboard.shell import current
-from gradcam_core.analysis import (
+from analysis.classification import (
     accuracy,
     confusion_matrix,
     per_class_metrics,
     split_correct_misclassified,
     top_confusions,
 )
+from dashboard import analysis_view as view
+from dashboard import compute, explorer, views_compute
+from dashboard.shell import current
 
 loaded = current()
 test_set = loaded.workspace.test_set

@@ -11,11 +11,11 @@ import torch
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 from streamlit.testing.v1 import AppTest
 
+from analysis.classification import rank_channels
+from analysis.embedding import clear_memory_cache
 from dashboard import analysis_view, tsne_view, views_compute
 from dashboard.explorer import SAMPLE_KEY, WIDGET_KEYS
 from dashboard.workspaces import load
-from gradcam_core.analysis import rank_channels
-from gradcam_core.embedding import clear_memory_cache
 from models import DEFAULT_WORKSPACE
 from tests.app.helpers import APP, RUN_TIMEOUT, assert_clean, run_app
 

@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import precision_recall_fscore_support
 
-from gradcam_core.analysis import (
+from analysis.classification import (
     accuracy,
     cell_indices,
     channel_mean_map,

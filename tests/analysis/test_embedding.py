@@ -8,15 +8,15 @@ from sklearn.manifold import trustworthiness
 from sklearn.model_selection import LeaveOneOut, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
-import gradcam_core.embedding as embedding
-from bench.tsne_bench import synthetic_features
-from gradcam_core.embedding import (
+import analysis.embedding as embedding
+from analysis.embedding import (
     cached_embedding,
     clear_memory_cache,
     embed_tsne,
     feature_separability,
     pca_reduce,
 )
+from bench.tsne_bench import synthetic_features
 
 
 @pytest.fixture(scope="module")
