@@ -1,7 +1,7 @@
 """The activation-maps page's pieces: which sample and layer it starts on, the ranked channel grid, pictures.
 
 Raw responses of a Conv2d layer for one test image, no gradient weighting: channels ranked by a spatial statistic
-(``analysis.classification.rank_channels``), shown on one colour scale so a brighter cell is a stronger response.
+(``analysis.channels.rank_channels``), shown on one colour scale so a brighter cell is a stronger response.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from analysis.classification import channel_mean_map, rank_channels
+from analysis.channels import channel_mean_map, rank_channels
 from dashboard import figures
 from dashboard.views_compute import display_maps
 

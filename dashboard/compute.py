@@ -17,11 +17,10 @@ import streamlit as st
 import torch
 from PIL import Image
 
+from analysis.forward import forward_image_set
 from dashboard.workspaces import LoadedWorkspace
 from gradcam_core import CAM_METHODS, METHOD_NAMES, denormalise
 from gradcam_core.images import ImageLoadError, load_image
-
-PREDICT_BATCH = 128
 
 
 @dataclass
@@ -50,18 +49,7 @@ def test_predictions(model_id: str, workspace_key: str, _loaded: LoadedWorkspace
     shipped = getattr(_loaded.workspace, "test_logits", None)
     if shipped is not None:
         return TestPredictions(predicted=np.asarray(shipped).argmax(axis=1).astype(np.int64), labels=labels)
-    parts = [np.zeros(0, np.int64)]
-    for start in range(0, len(test_set), PREDICT_BATCH):
-        batch = test_set.tensors(list(range(start, min(start + PREDICT_BATCH, len(test_set)))))
-        with _loaded.lock:
-            parts.append(_loaded.engine.predict(batch, batch_size=PREDICT_BATCH).argmax(axis=1).astype(np.int64))
-    return TestPredictions(predicted=np.concatenate(parts), labels=labels)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.asarray(logits, dtype=np.float64) - np.max(logits, axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return TestPredictions(predicted=forward_image_set(_loaded.engine, test_set).predicted, labels=labels)
 
 
 # ------------------------------------------------------------------------------------------------ samples

@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import activations_view as view
 from dashboard import compute, explorer, figures, views_compute
 from dashboard.shell import current
+from gradcam_core import softmax
 
 loaded = current()
 test_set = loaded.workspace.test_set
@@ -43,7 +44,7 @@ sample = compute.test_sample(loaded, int(index))
 sample_input = compute.test_input(loaded.model_id, sample.key, sample.index, loaded)
 with st.spinner("Running the model once for this image (every layer at once)…", show_time=True):
     activations = views_compute.sample_activations(loaded.model_id, sample.key, sample.index, loaded)
-    probabilities = compute.softmax(compute.sample_logits(loaded.model_id, sample.key, loaded, sample_input.tensor))
+    probabilities = softmax(compute.sample_logits(loaded.model_id, sample.key, loaded, sample_input.tensor))
 predicted = int(np.argmax(probabilities))
 activation = activations[layer]
 grid = view.channel_grid(activation, count, statistic)

@@ -22,7 +22,7 @@ from dashboard.view_state import (
     ViewState,
     to_query_params,
 )
-from gradcam_core import CAM_METHODS, COLORMAPS, METHOD_NAMES, colorize, upsample
+from gradcam_core import CAM_METHODS, COLORMAPS, METHOD_NAMES, colorize, softmax, upsample
 from gradcam_core.images import MAX_PIXELS
 
 loaded = current()
@@ -93,7 +93,7 @@ if sample is None:
     state[SOURCE_KEY] = "test"
     sample = compute.test_sample(loaded, state[SAMPLE_KEY])
     sample_input = compute.test_input(loaded.model_id, sample.key, sample.index, loaded)
-probabilities = compute.softmax(compute.sample_logits(loaded.model_id, sample.key, loaded, sample_input.tensor))
+probabilities = softmax(compute.sample_logits(loaded.model_id, sample.key, loaded, sample_input.tensor))
 predicted = int(np.argmax(probabilities))
 label = sample.label
 misclassified = label is not None and label != predicted

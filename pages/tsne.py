@@ -8,6 +8,7 @@ import time
 
 import streamlit as st
 
+from analysis.features import features_key
 from dashboard import explorer, figures, tsne_view, views_compute
 from dashboard.shell import current
 
@@ -60,7 +61,7 @@ if result is None:
         st.rerun()  # draw the page again without the button and the note, now from the warm cache
     st.stop()
 
-separation = views_compute.separability(views_compute.features_key(loaded, indices), features)
+separation = views_compute.separability(features_key(loaded.workspace, indices), features)
 correct = features.correct
 metric_cols = st.columns(4)
 metric_cols[0].metric("Images", f"{len(indices)}", help=f"of {num_test} test images")

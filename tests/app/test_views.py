@@ -7,12 +7,13 @@ import json
 
 import numpy as np
 import pytest
+import streamlit as st
 import torch
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 from streamlit.testing.v1 import AppTest
 
-from analysis.classification import rank_channels
-from analysis.embedding import clear_memory_cache
+from analysis.channels import rank_channels
+from analysis.disk_cache import CACHE_ENV
 from dashboard import analysis_view, tsne_view, views_compute
 from dashboard.explorer import SAMPLE_KEY, WIDGET_KEYS
 from dashboard.workspaces import load
@@ -24,13 +25,9 @@ ACTIVATIONS, TSNE, ANALYSIS = "pages/activations.py", "pages/tsne.py", "pages/an
 
 @pytest.fixture(autouse=True)
 def embedding_cache(tmp_path, monkeypatch):
-    """Embeddings and features go to a fresh folder, and no test sees another's in-memory copies."""
-    monkeypatch.setenv(views_compute.CACHE_ENV, str(tmp_path / "embeddings"))
-    clear_memory_cache()
-    views_compute.clear_feature_memory()
-    yield tmp_path / "embeddings"
-    clear_memory_cache()
-    views_compute.clear_feature_memory()
+    """Embeddings and features go to a fresh folder."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "embeddings"))
+    return tmp_path / "embeddings"
 
 
 def open_page(page: str, query_params: dict | None = None):
@@ -133,8 +130,7 @@ def test_tsne_computes_on_request_then_opens_from_disk_and_links_to_the_explorer
     assert any(p.name.startswith("tsne-") for p in embedding_cache.iterdir())
 
     # A restarted app: empty memory caches, the disk cache draws the chart without a button or a forward.
-    clear_memory_cache()
-    views_compute.clear_feature_memory()
+    st.cache_data.clear()
     calls = engine_calls["features"]
     again = open_page(TSNE, {"ws": "digits"})
     again.number_input(key="tsne.max_points").set_value(300).run()
@@ -218,9 +214,7 @@ def test_split_features_are_penultimate_deterministic_and_cached(embedding_cache
         direct = loaded.workspace.features(loaded.workspace.test_set.tensors([int(i) for i in indices[:5]]))
     assert first.features.shape == (300, direct.shape[1])
     np.testing.assert_allclose(first.features[:5], direct, rtol=1e-5, atol=1e-5)
-    views_compute.clear_feature_memory()
     assert views_compute.cached_features(loaded, indices).source == "disk"
-    views_compute.clear_feature_memory()
     for path in embedding_cache.glob("features-*.npz"):
         path.unlink()
     second = views_compute.split_features(loaded, indices)
@@ -234,7 +228,6 @@ def test_peek_never_computes_and_sees_what_embedding_stored():
     features = views_compute.split_features(loaded, views_compute.subset_indices(len(loaded.workspace.test_set), 60))
     assert views_compute.peek_embedding(loaded, features, 10) is None
     computed = views_compute.embedding(loaded, features, 10)
-    clear_memory_cache()
     stored = views_compute.peek_embedding(loaded, features, 10)
     assert stored is not None and stored.source == "disk"
     np.testing.assert_array_equal(stored.xy, computed.xy)
