@@ -50,16 +50,16 @@ def measure(repeats: int = 7) -> dict:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from dashboard.explorer import WIDGET_KEYS
+    from dashboard.state import ExplorerState
 
     clock = _ScriptClock()
     try:
-        return _measure(st, AppTest, WIDGET_KEYS, clock, repeats)
+        return _measure(st, AppTest, ExplorerState, clock, repeats)
     finally:
         clock.close()
 
 
-def _measure(st, AppTest, WIDGET_KEYS, clock, repeats: int) -> dict:
+def _measure(st, AppTest, E, clock, repeats: int) -> dict:
 
     def clean(at):
         problems = [e.value for e in at.exception] + [e.value for e in at.error]
@@ -72,13 +72,13 @@ def _measure(st, AppTest, WIDGET_KEYS, clock, repeats: int) -> dict:
     at = AppTest.from_file(str(APP), default_timeout=600)
     cold = _timed(lambda: clean(at.run()))
 
-    picker = at.selectbox(key=WIDGET_KEYS["layer"])
+    picker = at.selectbox(key=E.layer)
     options = [label.split(" · ")[0] for label in picker.options]  # labels read "name · C×H×W"
     # every layer's map is already in the cached all-layer result: visit each once, then time a round trip
     layer_times, layer_scripts = [], []
     for i in range(repeats + 1):
         option = options[(len(options) - 2 - i) % len(options)]
-        elapsed = _timed(lambda option=option: clean(at.selectbox(key=WIDGET_KEYS["layer"]).select(option).run()))
+        elapsed = _timed(lambda option=option: clean(at.selectbox(key=E.layer).select(option).run()))
         if i:  # the first rerun after the cold one also pays for Streamlit's own first-rerun work
             layer_times.append(elapsed)
             layer_scripts.append(clock.last)
@@ -87,7 +87,7 @@ def _measure(st, AppTest, WIDGET_KEYS, clock, repeats: int) -> dict:
     for i in range(repeats):
         value = round(0.2 + 0.1 * (i % 7), 2)
         opacity_times.append(_timed(lambda value=value: clean(
-            at.slider(key=WIDGET_KEYS["opacity"]).set_value(value).run())))
+            at.slider(key=E.opacity).set_value(value).run())))
         opacity_scripts.append(clock.last)
     return {"cold_s": cold, "layer_s": statistics.median(layer_times),
             "layer_script_s": statistics.median(layer_scripts),

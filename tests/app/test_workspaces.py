@@ -10,7 +10,7 @@ import torch
 import torchvision
 from PIL import Image
 
-from dashboard.explorer import WIDGET_KEYS
+from dashboard.state import ExplorerState as E
 from gradcam_core import list_conv_layers
 from models import DEFAULT_WORKSPACE
 from tests.app.helpers import assert_clean, main_images, run_app
@@ -56,7 +56,7 @@ def test_a_workspace_file_from_the_command_line_is_explored(monkeypatch, pets_wo
     assert_clean(at)
     assert at.query_params["ws"] == str(pets_workspace)
     layers = list_conv_layers(torchvision.models.resnet18())
-    picker = at.selectbox(key=WIDGET_KEYS["layer"])
+    picker = at.selectbox(key=E.layer)
     assert [option.split(" · ")[0] for option in picker.options] == layers  # 20 convs, downsample ones too
     assert [b.key for b in at.button if str(b.key).startswith("explorer.strip.")] == [
         f"explorer.strip.{name}" for name in layers]
