@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
+import numpy as np
 import pytest
 import streamlit as st
 import torch
+import torchvision
+from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 
 from gradcam_core import CamEngine
@@ -87,3 +90,21 @@ def engine_calls(monkeypatch) -> EngineCalls:
 
         monkeypatch.setattr(CamEngine, name, counting)
     return calls
+
+
+@pytest.fixture
+def pets_workspace(tmp_path):
+    """A bring-your-own workspace: an untrained resnet18 state_dict and a 3-class ImageFolder (9 images), at 64x64;
+    it records no test accuracy."""
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog", "fox"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.png")
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(weights=None, num_classes=3).state_dict(), tmp_path / "weights.pt")
+    path = tmp_path / "pets.toml"
+    path.write_text('name = "pets"\n[model]\narch = "resnet18"\ncheckpoint = "weights.pt"\n'
+                    '[data]\nroot = "images"\n[preprocessing]\ninput_size = [64, 64]\n')
+    return path

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-import pytest
-import torch
 import torchvision
-from PIL import Image
 
 from dashboard.state import ExplorerState as E
 from gradcam_core import list_conv_layers
@@ -31,23 +27,6 @@ def test_a_broken_workspace_file_shows_an_error_and_another_can_be_picked(monkey
     picker.set_value(DEFAULT_WORKSPACE).run()
     assert_clean(at)
     main_images(at)
-
-
-@pytest.fixture
-def pets_workspace(tmp_path):
-    """A bring-your-own workspace: an untrained resnet18 state_dict and a 3-class ImageFolder, at 64x64."""
-    rng = np.random.default_rng(0)
-    for name in ("cat", "dog", "fox"):
-        (tmp_path / "images" / name).mkdir(parents=True)
-        for i in range(3):
-            pixels = rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.png")
-    torch.manual_seed(0)
-    torch.save(torchvision.models.resnet18(weights=None, num_classes=3).state_dict(), tmp_path / "weights.pt")
-    path = tmp_path / "pets.toml"
-    path.write_text('name = "pets"\n[model]\narch = "resnet18"\ncheckpoint = "weights.pt"\n'
-                    '[data]\nroot = "images"\n[preprocessing]\ninput_size = [64, 64]\n')
-    return path
 
 
 def test_a_workspace_file_from_the_command_line_is_explored(monkeypatch, pets_workspace):
