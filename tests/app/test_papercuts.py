@@ -14,7 +14,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from dashboard import analysis_view
-from dashboard.predictions import TestPredictions, accuracy_help
+from dashboard import predictions as predictions_module
 from dashboard.state import ExplorerState as E
 from dashboard.workspaces import uses_shortcut
 from models import DEFAULT_WORKSPACE, load_workspace
@@ -55,11 +55,11 @@ def test_a_bundled_workspace_shows_the_same_accuracy_in_the_sidebar_and_on_the_p
 
 
 def test_a_recorded_accuracy_that_disagrees_is_named_in_the_help():
-    predictions = TestPredictions(predicted=np.array([0, 1, 1, 0]), labels=np.array([0, 1, 0, 0]))
+    predictions = predictions_module.TestPredictions(predicted=np.array([0, 1, 1, 0]), labels=np.array([0, 1, 0, 0]))
     loaded = SimpleNamespace(workspace=SimpleNamespace(test_accuracy=0.95))
-    assert "records 95.0%" in accuracy_help(loaded, predictions)
+    assert "records 95.0%" in predictions_module.accuracy_help(loaded, predictions)
     loaded.workspace.test_accuracy = 0.75
-    assert "records" not in accuracy_help(loaded, predictions)
+    assert "records" not in predictions_module.accuracy_help(loaded, predictions)
 
 
 # ------------------------------------------------------------------------------------------------ t-SNE
