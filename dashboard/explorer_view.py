@@ -90,7 +90,9 @@ def open_in_explorer(loaded: LoadedWorkspace, index: int | None, layer: str | No
     if layer is not None and layer in loaded.layers:
         view = replace(view, layer=layer)
         E.layer.set(layer)
-    upload = index is None and E.upload.get() is not None
+    upload = index is None
+    if upload and E.upload.get() is None:
+        raise ValueError("open_in_explorer(index=None) shows the explorer's upload, and this session has none")
     E.saved_view.set(SavedView(loaded.key, replace(view, sample=None if upload else int(index))))
     E.link_read.set(True)
     E.source.set("upload" if upload else "test")
