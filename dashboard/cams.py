@@ -24,7 +24,6 @@ def sample_logits(model_id: str, sample_key: str, _loaded: LoadedWorkspace, _ten
 
 
 GRADIENT_METHODS = tuple(m for m in METHOD_NAMES if CAM_METHODS[m].needs_gradients)
-GRADIENT_FREE_METHODS = tuple(m for m in METHOD_NAMES if not CAM_METHODS[m].needs_gradients)
 
 
 @dataclass
@@ -56,13 +55,14 @@ def explain_sample(model_id: str, sample_key: str, target: int, _loaded: LoadedW
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def explain_without_gradients(model_id: str, sample_key: str, _loaded: LoadedWorkspace,
+def explain_without_gradients(model_id: str, sample_key: str, method: str, _loaded: LoadedWorkspace,
                               _tensor: torch.Tensor) -> SampleCams:
-    """Eigen-CAM at every Conv2d for one image, computed only when picked and once per image: it does not depend
-    on the class, so it is cached per image rather than per (image, target), and a first paint never waits for
-    its per-layer eigendecompositions (which were the slowest part of a ResNet-50 pass when measured)."""
-    with _loaded.lock:
-        result = _loaded.engine.explain(_tensor, layers=None, methods=GRADIENT_FREE_METHODS)
+    """A gradient-free method (Eigen-CAM) at every layer for one image, computed only when picked and once per
+    image: it does not depend on the class, so it is cached per (image, method) rather than per target, and a
+    first paint never waits for its per-layer work (Eigen-CAM's eigendecompositions were the slowest part of a
+    ResNet-50 pass when measured). One method per call: a perturbation method added later must not be computed
+    at every layer because another gradient-free method was picked."""
+    result = _loaded.engine.explain(_tensor, layers=None, methods=(method,))
     return _package(result, None)
 
 
@@ -71,4 +71,4 @@ def layer_maps(loaded: LoadedWorkspace, sample: Sample, tensor: torch.Tensor, me
     """``method``'s map at every layer for ``target`` (cached; computes on a miss)."""
     if CAM_METHODS[method].needs_gradients:
         return explain_sample(loaded.model_id, sample.key, int(target), loaded, tensor).cams[method]
-    return explain_without_gradients(loaded.model_id, sample.key, loaded, tensor).cams[method]
+    return explain_without_gradients(loaded.model_id, sample.key, method, loaded, tensor).cams[method]

@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import explorer_panels, figures
-from dashboard.cams import layer_maps, sample_logits
+from dashboard.cams import GRADIENT_METHODS, layer_maps, sample_logits
 from dashboard.explorer_gallery import VIEW_FRAGMENT
 from dashboard.explorer_link import (
     TARGET_PREDICTED,
@@ -42,6 +42,10 @@ from dashboard.workspaces import LoadedWorkspace
 from gradcam_core import CAM_METHODS, COLORMAPS, METHOD_NAMES, colorize, softmax, upsample
 
 EXPLORER_PAGE = "pages/explorer.py"
+_WITHOUT_GRADIENTS = [CAM_METHODS[m].title for m in METHOD_NAMES if m not in GRADIENT_METHODS]
+METHOD_HELP = (f"The {len(GRADIENT_METHODS)} gradient methods come from one pass, so switching among them is free; "
+               f"{', '.join(_WITHOUT_GRADIENTS)} {'is' if len(_WITHOUT_GRADIENTS) == 1 else 'are'} computed once per "
+               "image when you pick it.")
 
 
 # ------------------------------------------------------------------------------------------ view state
@@ -205,8 +209,7 @@ def render_controls(loaded: LoadedWorkspace, shown: Shown) -> ViewChoice:
 
     method = st.segmented_control("Method", METHOD_NAMES, key=E.method, required=True, width="stretch",
                                   format_func=lambda m: CAM_METHODS[m].title,
-                                  help="The five gradient methods come from one pass, so switching among them is "
-                                       "free; Eigen-CAM is computed once per image when you pick it.")
+                                  help=METHOD_HELP)
     uses_target = CAM_METHODS[method].needs_gradients
     layer_col, target_col, opacity_col, cmap_col = st.columns([2.4, 2, 1.5, 1.1])
     layer = layer_col.selectbox("Layer", loaded.layers, key=E.layer, format_func=loaded.layer_label,
