@@ -1,12 +1,12 @@
 """Grad-CAM dashboard: ``streamlit run app.py [-- --workspace path/to/workspace.toml]``.
 
 Sets up the page, the navigation over pages/ and the sidebar's workspace picker; the chosen page then runs with
-the loaded workspace (``dashboard.shell.current()``).
+the loaded workspace (``dashboard.shell.current()``), and the sidebar's test accuracy is filled in after it.
 """
 
 import streamlit as st
 
-from dashboard.shell import forget_workspace, render_shell, setup_page
+from dashboard.shell import finish_shell, forget_workspace, render_shell, setup_page
 
 setup_page()
 
@@ -20,7 +20,9 @@ PAGES = [
 
 page = st.navigation(PAGES)
 try:
-    if render_shell() is not None:
+    loaded = render_shell()
+    if loaded is not None:
         page.run()
+        finish_shell(loaded)
 finally:
     forget_workspace()

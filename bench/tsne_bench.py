@@ -119,7 +119,7 @@ def compare(features: np.ndarray, labels: np.ndarray, repeats: int = 2, seed: in
     """Interleaved rounds of (ours, scikit-learn) on the same data; times are medians (and min) over rounds."""
     from sklearn.manifold import TSNE
 
-    from gradcam_core.embedding import embed_tsne, pca_reduce
+    from analysis.embedding import embed_tsne, pca_reduce
 
     reduced, _ = pca_reduce(features, 50, seed=seed)
     ours_wall, ours_cpu, sk_wall, sk_cpu = [], [], [], []
@@ -154,7 +154,7 @@ GOALS_S = {2000: 5.0, 5000: 15.0}
 
 def run(quick: bool = False, repeats: int | None = None) -> str:
     """Run the comparison and return it as markdown (``python -m bench`` includes it)."""
-    from gradcam_core.embedding import TSNE_SETTINGS
+    from analysis.embedding import TSNE_SETTINGS
 
     if quick:
         cases = [("clustered", 150, *synthetic_features(150, "clustered", dim=32))]

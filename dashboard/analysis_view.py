@@ -1,20 +1,31 @@
-"""The misclassification-analysis page's pieces: the confusion-matrix figure, the per-class table, the cell read
-back from a chart click, and a grid of test images (plain or with Grad-CAM) whose buttons open the explorer.
+"""The misclassification-analysis page's parts: the confusion-matrix figure, the per-class table, the cell read
+back from a chart click, grids of test images (plain or with Grad-CAM in the user's opacity and colormap) whose
+buttons open the explorer, and the two fragments: the matrix with a cell's images, and the correct-vs-misclassified
+grids (changing the class, layer or target reruns only the grids).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from analysis.classification import cell_indices, per_class_metrics, split_correct_misclassified, top_confusions
 from dashboard import figures
+from dashboard.explorer_view import display_settings, open_in_explorer
+from dashboard.predictions import TestPredictions, accuracy_help
+from dashboard.state import AnalysisState as A
+from dashboard.workspaces import LoadedWorkspace
+from gradcam_core import denormalise, softmax
 
 GRID_LIMIT = 8
 CELL_LIMIT = 16
+MATRIX_KEY = "analysis.matrix"
+TARGETS = {"pred": "Predicted class", "true": "True class"}
 
 
 def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], highlight: tuple[int, int] | None = None
@@ -78,14 +89,171 @@ def thumbnail_grid(indices: Sequence[int], pictures: Sequence[np.ndarray], capti
                 on_open(int(index))
 
 
-def overlay_pictures(pixels: Sequence[np.ndarray], cams: np.ndarray, size: int = 128) -> list[np.ndarray]:
-    """Grad-CAM over each image, enlarged with crisp pixels to about ``size``."""
+def overlay_pictures(pixels: Sequence[np.ndarray], cams: np.ndarray, opacity: float, colormap: str,
+                     size: int = 128) -> list[np.ndarray]:
+    """Grad-CAM over each image in the given opacity and colormap, enlarged with crisp pixels to about ``size``."""
     out = []
     for image, cam in zip(pixels, cams, strict=True):
         shown = figures.enlarge(image, figures.display_factor(*image.shape[:2], target=size))
-        out.append(figures.overlay_picture(shown, cam, 0.5, "jet"))
+        out.append(figures.overlay_picture(shown, cam, opacity, colormap))
     return out
 
 
 def thumbnails(test_set, indices: Sequence[int], correct: Sequence[bool]) -> list[np.ndarray]:
     return [figures.thumbnail(test_set.image(int(i)), bool(ok)) for i, ok in zip(indices, correct, strict=True)]
+
+
+# ------------------------------------------------------------------------------------------------ computations
+@dataclass
+class GridCams:
+    indices: list[int]
+    pixels: list[np.ndarray]  # (H, W, 3) uint8 each: the input as the model sees it
+    cams: np.ndarray  # (K, h, w) float32 in [0, 1]
+    targets: np.ndarray  # (K,) the class each map explains
+    confidence: np.ndarray  # (K,) softmax probability of the explained class
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def grid_cams(model_id: str, workspace_key: str, indices: tuple[int, ...], layer: str, target: str,
+              _loaded: LoadedWorkspace) -> GridCams:
+    """Grad-CAM at ``layer`` of several test images from ONE batched engine call. ``target``: "pred" explains
+    each image's predicted class (what the model looked at when it decided), "true" its true class."""
+    workspace = _loaded.workspace
+    if not indices:
+        return GridCams([], [], np.zeros((0, 1, 1), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    tensors = workspace.test_set.tensors(list(indices)).float()
+    targets = None if target == "pred" else [int(workspace.test_set.label(i)) for i in indices]
+    result = _loaded.engine.explain(tensors, layers=[layer], targets=targets, methods=("gradcam",))
+    explained = np.asarray(result.targets, dtype=np.int64)
+    return GridCams(
+        indices=list(indices),
+        pixels=[denormalise(tensors[i], workspace.mean, workspace.std) for i in range(len(indices))],
+        cams=np.asarray(result.cams["gradcam"][layer], dtype=np.float32),
+        targets=explained,
+        confidence=softmax(result.logits, axis=1)[np.arange(len(indices)), explained].astype(np.float32),
+    )
+
+
+def cell_examples(labels: Sequence[int], predicted: Sequence[int], true_class: int, pred_class: int,
+                  limit: int) -> tuple[np.ndarray, int]:
+    """Up to ``limit`` test indices of one confusion-matrix cell (the first ones), and how many there are."""
+    found = cell_indices(labels, predicted, true_class, pred_class)
+    return found[:limit], int(found.size)
+
+
+# ------------------------------------------------------------------------------------------------ page parts
+def seed_state(loaded: LoadedWorkspace, matrix: np.ndarray) -> None:
+    """A first visit in this workspace opens on its most frequent mistake and its most-missed class."""
+    mistakes = top_confusions(matrix, k=1)
+    worst = mistakes[0] if mistakes else (0, 0, 0)
+    A.true_class.setdefault(int(worst[0]))
+    A.pred_class.setdefault(int(worst[1]))
+    A.chosen_class.setdefault(int(np.argmax(matrix.sum(axis=1) - np.diag(matrix))))
+    A.layer.setdefault(loaded.default_layer)
+    A.target.setdefault(A.target.default)
+
+
+def render_summary(loaded: LoadedWorkspace, predictions: TestPredictions, matrix: np.ndarray) -> None:
+    names, labels, predicted = loaded.class_names, predictions.labels, predictions.predicted
+    cols = st.columns(4)
+    cols[0].metric("Test accuracy", f"{predictions.accuracy:.1%}", help=accuracy_help(loaded, predictions))
+    cols[1].metric("Test images", f"{len(labels)}")
+    cols[2].metric("Misclassified", f"{int((labels != predicted).sum())}")
+    mistakes = top_confusions(matrix, k=1)
+    if mistakes:
+        t, p, n = mistakes[0]
+        cols[3].metric("Most frequent mistake", f"{names[t]} → {names[p]}", help=f"{n} images")
+
+
+def _open(loaded: LoadedWorkspace) -> Callable[[int], None]:
+    return lambda index: open_in_explorer(loaded, index, A.layer.get())
+
+
+def _follow_matrix_click(class_names: Sequence[str]) -> None:
+    """A click on a matrix cell selects it (read before the chart is drawn, so its highlight is already there)."""
+    cell = selected_cell(st.session_state.get(MATRIX_KEY), class_names)
+    if cell is not None and cell != A.last_cell.get():
+        A.true_class.set(cell[0])
+        A.pred_class.set(cell[1])
+    A.last_cell.set(cell)
+
+
+def render_matrix_and_table(loaded: LoadedWorkspace, predictions: TestPredictions, matrix: np.ndarray) -> None:
+    names = loaded.class_names
+    _follow_matrix_click(names)
+    matrix_col, table_col = st.columns([1.25, 1], gap="large")
+    with table_col:
+        st.markdown("**Per class**")
+        rows = per_class_metrics(predictions.labels, predictions.predicted, len(names), names)
+        st.dataframe(metrics_table(rows), hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("precision", "recall", "F1")})
+        st.caption("precision: of the images predicted as the class, the share that are it · recall: of the "
+                   "class's images, the share found · support: images of the class")
+    with matrix_col:
+        st.markdown("**Confusion matrix** · click a cell to list its images")
+        st.plotly_chart(confusion_figure(matrix, names, (A.true_class.get(), A.pred_class.get())),
+                        on_select="rerun", selection_mode="points", key=MATRIX_KEY,
+                        config={"displayModeBar": False})
+
+
+@st.fragment
+def cells_fragment(loaded: LoadedWorkspace, predictions: TestPredictions, matrix: np.ndarray) -> None:
+    """The matrix, the per-class table and the images of one cell: a click or a cell choice reruns only this."""
+    render_matrix_and_table(loaded, predictions, matrix)
+    names, num_classes = loaded.class_names, len(loaded.class_names)
+    st.subheader("Images of one cell", anchor=False)
+    true_col, pred_col = st.columns(2)
+    true_class = true_col.selectbox("True class", range(num_classes), key=A.true_class,
+                                    format_func=lambda c: f"{c}: {names[c]}")
+    pred_class = pred_col.selectbox("Predicted class", range(num_classes), key=A.pred_class,
+                                    format_func=lambda c: f"{c}: {names[c]}")
+    shown, total = cell_examples(predictions.labels, predictions.predicted, true_class, pred_class, CELL_LIMIT)
+    if total == 0:
+        st.info(f"No test image of class **{names[true_class]}** is predicted as **{names[pred_class]}**.")
+        return
+    st.caption(f"{len(shown)} of {total} test images: true **{names[true_class]}**, predicted "
+               f"**{names[pred_class]}**. Press one to open it in the explorer.")
+    pictures = thumbnails(loaded.workspace.test_set, shown, [true_class == pred_class] * len(shown))
+    thumbnail_grid(shown, pictures, [None] * len(shown), "analysis.cell", _open(loaded), columns=8)
+
+
+def render_grid_column(loaded: LoadedWorkspace, predictions: TestPredictions, picked: np.ndarray, count: int,
+                       ok: bool, chosen: int) -> None:
+    names, predicted = loaded.class_names, predictions.predicted
+    st.markdown(f"**{'✓ Correct' if ok else '✗ Misclassified'} · {names[chosen]}** · {len(picked)} of {count}")
+    if len(picked) == 0:
+        st.info("None in the test split." if ok else "The model gets every test image of this class right.")
+        return
+    with st.spinner(f"Grad-CAM of {len(picked)} images (one batched pass)…", show_time=True):
+        cams = grid_cams(loaded.model_id, loaded.key, tuple(int(i) for i in picked), A.layer.get(), A.target.get(),
+                         loaded)
+    opacity, colormap = display_settings(loaded)
+    captions = [f"{'' if ok else '→ '}{names[predicted[i]]} ({confidence:.0%})"
+                for i, confidence in zip(picked, cams.confidence, strict=True)]
+    thumbnail_grid(picked, overlay_pictures(cams.pixels, cams.cams, opacity, colormap), captions,
+                   f"analysis.{'ok' if ok else 'wrong'}", _open(loaded))
+
+
+@st.fragment
+def grids_fragment(loaded: LoadedWorkspace, predictions: TestPredictions) -> None:
+    """Grad-CAM of a class's correct and misclassified images side by side: one batched engine call per grid."""
+    names = loaded.class_names
+    st.subheader("Correct vs misclassified: where does the model look?", anchor=False)
+    class_col, layer_col, target_col = st.columns([1.2, 2, 1.4])
+    chosen = class_col.selectbox("Class", range(len(names)), key=A.chosen_class,
+                                 format_func=lambda c: f"{c}: {names[c]}")
+    layer = layer_col.selectbox("Grad-CAM layer", loaded.layers, key=A.layer, format_func=loaded.layer_label,
+                                help="The last conv layer by default; a deeper layer is coarser but more semantic")
+    target_col.segmented_control("Explain", list(TARGETS), key=A.target, required=True, format_func=TARGETS.get,
+                                 help="Predicted: what the model looked at for the answer it gave")
+    split = split_correct_misclassified(predictions.labels, predictions.predicted, chosen, limit=GRID_LIMIT, seed=0)
+    for column, (picked, count, ok) in zip(st.columns(2, border=True, gap="medium"),
+                                           ((split.correct, split.n_correct, True),
+                                            (split.misclassified, split.n_misclassified, False)), strict=True):
+        with column:
+            render_grid_column(loaded, predictions, picked, count, ok, chosen)
+    opacity, colormap = display_settings(loaded)
+    st.caption(f"Grad-CAM at `{layer}` over each image, at the explorer's opacity {opacity:.2f} and colormap "
+               f"{colormap}; captions give the predicted class and the probability of the explained class. Samples "
+               "are a seeded random pick when there are more.")

@@ -1,6 +1,8 @@
 """What every page shares, drawn by app.py: the sidebar's workspace picker and facts, and the loaded workspace.
 
-A workspace that fails to load shows an error in the page (no traceback) while the picker stays usable.
+A workspace that fails to load shows an error in the page (no traceback) while the picker stays usable. The
+sidebar's test accuracy is filled in after the page ran (``finish_shell``), from the same cached predictions the
+pages show, so it never delays the page and never disagrees with it.
 """
 
 from __future__ import annotations
@@ -9,13 +11,16 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from dashboard.view_state import WORKSPACE_PARAM
-from dashboard.workspaces import LoadedWorkspace, is_warning, load, workspace_choices, workspace_label
+from dashboard.explorer_link import WORKSPACE_PARAM
+from dashboard.predictions import accuracy_help, test_predictions
+from dashboard.state import follow_workspace
+from dashboard.workspaces import LoadedWorkspace, load, workspace_choices, workspace_label
 from models import WorkspaceError
 
 WORKSPACE_KEY = "ws"
 LINK_ICON = ":material/link:"  # marks warnings about the URL the page was opened with
 _LOADED_KEY = "_loaded_workspace"
+_ACCURACY_SLOT_KEY = "_sidebar_accuracy"  # this run's sidebar place for the test accuracy
 
 
 def set_query_params(values: Mapping[str, str]) -> None:
@@ -50,15 +55,16 @@ def _describe(loaded: LoadedWorkspace) -> None:
     sidebar.markdown(f"**{workspace.title}**")
     description = str(getattr(workspace, "description", "") or "")
     if description:
-        if is_warning(workspace):
+        if loaded.shortcut:
             sidebar.warning(description, icon=":material/warning:")
         else:
             sidebar.info(description)
-    accuracy = workspace.test_accuracy
     left, right = sidebar.columns(2)
-    left.metric("Test accuracy", "n/a" if accuracy is None else f"{accuracy:.1%}",
-                help="As recorded for this model's test split" if accuracy is not None else
-                "This workspace records no test accuracy")
+    slot = left.empty()
+    recorded = workspace.test_accuracy
+    slot.metric("Test accuracy", "…" if recorded is None else f"{recorded:.1%}",
+                help="Checked against the model's predictions once the page has drawn")
+    st.session_state[_ACCURACY_SLOT_KEY] = slot
     right.metric("Device", loaded.engine.device.type.upper(), help=f"Computations run on {loaded.device_label()}")
     height, width = workspace.input_size
     sidebar.caption(
@@ -67,15 +73,26 @@ def _describe(loaded: LoadedWorkspace) -> None:
     )
 
 
+def finish_shell(loaded: LoadedWorkspace) -> None:
+    """After the page ran: the sidebar's test accuracy, the same number the explorer and the analysis page show."""
+    slot = st.session_state.pop(_ACCURACY_SLOT_KEY, None)
+    if slot is None or not len(loaded.workspace.test_set):
+        return
+    predictions = test_predictions(loaded.model_id, loaded.key, loaded)
+    slot.metric("Test accuracy", f"{predictions.accuracy:.1%}", help=accuracy_help(loaded, predictions))
+
+
 def render_shell() -> LoadedWorkspace | None:
     """Draw the sidebar and load the chosen workspace; None (with an error shown) when it does not load."""
     st.session_state.pop(_LOADED_KEY, None)
+    st.session_state.pop(_ACCURACY_SLOT_KEY, None)
     try:
         choices = workspace_choices()
     except Exception as err:  # the registry itself failed: nothing to pick from
         st.error(f"Could not list the workspaces: {err}")
         return None
     key = _pick_workspace(choices)
+    follow_workspace(key)
     set_query_params({WORKSPACE_PARAM: key})
     try:
         with st.spinner(f"Loading workspace {workspace_label(key)}…", show_time=True):
@@ -95,7 +112,7 @@ def render_shell() -> LoadedWorkspace | None:
                  "Grad-CAM to explain. Pick another workspace in the sidebar.", icon=":material/block:")
         return None
     _describe(loaded)
-    if is_warning(loaded.workspace):
+    if loaded.shortcut:
         st.warning(f"**{loaded.workspace.title}:** {loaded.workspace.description}", icon=":material/warning:")
     untrained = (getattr(loaded.workspace, "notes", None) or {}).get("untrained")
     if untrained:
@@ -107,6 +124,7 @@ def render_shell() -> LoadedWorkspace | None:
 def forget_workspace() -> None:
     """Called by app.py after the page ran, so a page never sees a workspace loaded by an earlier run."""
     st.session_state.pop(_LOADED_KEY, None)
+    st.session_state.pop(_ACCURACY_SLOT_KEY, None)
 
 
 def current() -> LoadedWorkspace:

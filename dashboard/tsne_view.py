@@ -1,14 +1,29 @@
-"""The t-SNE page's pieces: the scatter figure and reading a clicked point from a plotly selection.
-
-Figures are built from arrays (no engine calls here).
+"""The t-SNE page's parts: its settings (perplexity clamped to what the image count allows), the features and
+embedding from the disk cache (``analysis.features``, ``analysis.embedding``), the scatter figure, and the picked
+image's panel (a fragment: typing an index reruns only the panel).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import streamlit as st
+
+from analysis.disk_cache import default_cache_dir
+from analysis.embedding import EmbeddingResult, cached_embedding, feature_separability, stored_embedding
+from analysis.features import FeatureSet, dataset_id, features_key, stored_features, workspace_features
+from dashboard import figures
+from dashboard.explorer_view import open_in_explorer
+from dashboard.state import TsneState as T
+from dashboard.workspaces import LoadedWorkspace
+
+ProgressFn = Callable[[float, str], None]
+DEFAULT_MAX_POINTS = 2000
+SUBSET_SEED = 0
+MAX_PERPLEXITY, MIN_SLIDER_PERPLEXITY = 100, 5
 
 COLOR_MODES = {"true": "True class", "pred": "Predicted class", "outcome": "Correct / misclassified"}
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -79,3 +94,154 @@ def selected_index(event) -> int | None:
         except (TypeError, ValueError):
             continue
     return None
+
+
+# ------------------------------------------------------------------------------------------------ settings
+def subset_indices(num_test: int, max_points: int, seed: int = SUBSET_SEED) -> np.ndarray:
+    """All test indices when ``max_points`` covers the split; else a seeded random subset, ascending (a random
+    subset rather than the first ones: folder test sets are sorted by class)."""
+    if max_points >= num_test:
+        return np.arange(num_test, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(num_test, size=int(max_points), replace=False)).astype(np.int64)
+
+
+def perplexity_limit(num_points: int) -> int:
+    """The largest whole perplexity t-SNE can use for ``num_points`` images: it keeps 3 x perplexity neighbours,
+    which must be fewer than the other images, so at most (N - 1) / 3 (and the slider's 100)."""
+    return int(max(1, min(MAX_PERPLEXITY, (num_points - 1) // 3)))
+
+
+def seed_state(num_test: int) -> None:
+    T.max_points.setdefault(min(num_test, DEFAULT_MAX_POINTS))
+    T.perplexity.setdefault(T.perplexity.default)
+    T.color.setdefault(T.color.default)
+
+
+def perplexity_control(column, num_points: int) -> int:
+    """A slider up to the limit for ``num_points`` (the value moved down to it), or a note when the limit is so low
+    that there is nothing to choose."""
+    limit = perplexity_limit(num_points)
+    T.perplexity.set(min(int(T.perplexity.get()), limit))
+    if limit <= MIN_SLIDER_PERPLEXITY:
+        column.markdown(f"Perplexity **{limit}**")
+        column.caption(f"The most t-SNE allows for {num_points} images ((N − 1) / 3 = {(num_points - 1) / 3:.1f}).")
+        return limit
+    T.perplexity.set(max(int(T.perplexity.get()), MIN_SLIDER_PERPLEXITY))
+    value = column.slider("Perplexity", MIN_SLIDER_PERPLEXITY, limit, step=5 if limit >= 30 else 1, key=T.perplexity,
+                          help="About how many neighbours each point keeps close; 30 is the usual choice")
+    if limit < MAX_PERPLEXITY:
+        column.caption(f"At most {limit} for {num_points} images: t-SNE needs (N − 1) / 3 ≥ perplexity.")
+    return int(value)
+
+
+# ------------------------------------------------------------------------------------------------ cached data
+def embedding_key(loaded: LoadedWorkspace) -> str:
+    workspace = loaded.workspace
+    return f"{loaded.model_id}|{dataset_id(workspace)}|{workspace.classifier_layer}"
+
+
+def cached_features(loaded: LoadedWorkspace, indices: np.ndarray) -> FeatureSet | None:
+    """The features of ``indices`` if they are on disk; never runs the model."""
+    return stored_features(loaded.workspace, indices, default_cache_dir())
+
+
+def split_features(loaded: LoadedWorkspace, indices: np.ndarray, progress: ProgressFn | None = None) -> FeatureSet:
+    """Penultimate features of test images ``indices``: from disk, else batched no-grad forwards on the shared
+    engine, ``progress(fraction, message)`` after every batch."""
+    return workspace_features(loaded.workspace, indices, default_cache_dir(), engine=loaded.engine,
+                              progress=progress)
+
+
+def embedding(loaded: LoadedWorkspace, features: FeatureSet, perplexity: float, seed: int = 0,
+              progress: ProgressFn | None = None) -> EmbeddingResult:
+    """PCA to 50 dims then seeded t-SNE, from disk or computed (and stored)."""
+    return cached_embedding(features.features, default_cache_dir(), embedding_key(loaded), progress=progress,
+                            perplexity=float(perplexity), seed=int(seed), pca_dims=50)
+
+
+def peek_embedding(loaded: LoadedWorkspace, features: FeatureSet, perplexity: float,
+                   seed: int = 0) -> EmbeddingResult | None:
+    """The stored embedding, or None when it would have to be computed (nothing is computed)."""
+    return stored_embedding(features.features, default_cache_dir(), embedding_key(loaded),
+                            perplexity=float(perplexity), seed=int(seed), pca_dims=50)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def separability(features_id: str, _features: FeatureSet) -> dict:
+    """k-NN accuracy and silhouette of the classes in feature space (not in the 2-D embedding)."""
+    return feature_separability(_features.features, _features.labels, seed=0)
+
+
+def features_id(loaded: LoadedWorkspace, indices: np.ndarray) -> str:
+    return features_key(loaded.workspace, indices)
+
+
+# ------------------------------------------------------------------------------------------------ drawing
+def render_compute_prompt(loaded: LoadedWorkspace, indices: np.ndarray, perplexity: int) -> None:
+    """Nothing stored yet: say what a computation costs, and compute on request (then draw the page again)."""
+    estimate = 2.5e-3 * len(indices) + 3.5e-3 * len(indices)  # features + t-SNE, as measured on 2 busy CPU cores
+    st.info(f"The t-SNE of these {len(indices)} images with perplexity {perplexity} has not been computed yet "
+            f"(about {max(estimate, 2):.0f} s on a CPU). It is then kept on disk, so it opens at once next time, "
+            "also after a restart.", icon=":material/scatter_plot:")
+    if not st.button(f"Compute the t-SNE of {len(indices)} images", type="primary", icon=":material/play_arrow:",
+                     key="tsne.compute"):
+        return
+    bar = st.progress(0.0, text="Starting…")
+    started = time.perf_counter()
+    features = split_features(loaded, indices, progress=lambda f, text: bar.progress(0.4 * f, text=text))
+    embedding(loaded, features, perplexity, progress=lambda f, text: bar.progress(0.4 + 0.6 * f, text=text))
+    bar.progress(1.0, text=f"Done in {time.perf_counter() - started:.1f} s")
+    st.rerun()  # draw the page again without the button and the note, now from the disk cache
+
+
+def render_metrics(loaded: LoadedWorkspace, features: FeatureSet, result: EmbeddingResult) -> None:
+    num_test, indices = len(loaded.workspace.test_set), features.indices
+    separation = separability(features_id(loaded, indices), features)
+    cols = st.columns(4)
+    cols[0].metric("Images", f"{len(indices)}", help=f"of {num_test} test images")
+    cols[1].metric("k-NN accuracy (features)", f"{separation['knn_accuracy']:.1%}",
+                   delta=f"chance {separation['knn_chance']:.1%}", delta_color="off",
+                   help=f"Leave-one-out {separation['knn_k']}-nearest-neighbour accuracy in the full feature space "
+                        "(not the 2-D picture): how well the classes separate where the classifier reads them")
+    cols[2].metric("Silhouette (features)", f"{separation['silhouette']:.2f}",
+                   help="Mean silhouette of the classes in feature space, -1 … 1: higher = tighter, better "
+                        "separated classes")
+    cols[3].metric("Misclassified", f"{int((~features.correct).sum())}", help="Among the images shown")
+    source = {"computed": "just computed", "disk": "from the disk cache"}[result.source]
+    st.caption(f"t-SNE {source} (computing it took {result.seconds:.1f} s) · perplexity "
+               f"{result.params['perplexity']:g} · seed {result.params.get('seed', 0)} · PCA kept "
+               f"{result.pca_variance:.0%} of the variance · cache: `{default_cache_dir()}`")
+
+
+def render_chart(features: FeatureSet, result: EmbeddingResult, class_names: Sequence[str], color_by: str) -> None:
+    """The scatter; a clicked point becomes the picked image (once per click)."""
+    figure = scatter_figure(result.xy, features.indices, features.labels, features.predicted, features.confidence,
+                            class_names, color_by)
+    event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="tsne.chart",
+                            config={"displayModeBar": True, "displaylogo": False, "scrollZoom": True})
+    clicked = selected_index(event)
+    if clicked is not None and clicked != T.last_selection.get():
+        T.pick.set(clicked)
+    T.last_selection.set(clicked)
+    T.pick.setdefault(int(features.indices[0]))
+
+
+@st.fragment
+def picked_fragment(loaded: LoadedWorkspace, features: FeatureSet) -> None:
+    """The picked image with its classes and a button to open it in the explorer."""
+    class_names, test_set = loaded.class_names, loaded.workspace.test_set
+    st.markdown("**Picked image**")
+    pick = int(st.number_input("Test image #", min_value=0, max_value=len(test_set) - 1, step=1, key=T.pick,
+                               help="Click a point in the chart, or type a test index"))
+    position = {int(i): k for k, i in enumerate(features.indices)}.get(pick)
+    st.image(figures.thumbnail(test_set.image(pick), None if position is None else bool(features.correct[position]),
+                               size=160), width=160)
+    if position is not None:
+        true_name, pred_name = class_names[features.labels[position]], class_names[features.predicted[position]]
+        st.markdown(f"true **{true_name}**  \npredicted **{pred_name}** ({features.confidence[position]:.1%})")
+    else:
+        st.caption("Not among the images in the chart.")
+    if st.button(f"Open #{pick} in the explorer", type="primary", icon=":material/open_in_new:", width="stretch",
+                 key="tsne.open"):
+        open_in_explorer(loaded, pick)

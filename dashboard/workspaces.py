@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 import torch
 
-from dashboard.cli import workspace_from_argv
+from dashboard.argv import workspace_from_argv
 from gradcam_core import CamEngine, layer_output_shapes, list_conv_layers
 from models import list_workspaces, load_workspace
 
@@ -46,6 +46,15 @@ class LoadedWorkspace:
     def default_layer(self) -> str:
         default = getattr(self.workspace, "default_layer", None)
         return default if default in self.layers else self.layers[-1]
+
+    def layer_label(self, layer: str) -> str:
+        """How a layer picker shows a layer: its name and output shape, "layer4.1.conv2 · 512×7×7"."""
+        channels, height, width = self.layer_shapes.get(layer, (0, 0, 0))
+        return f"{layer} · {channels}×{height}×{width}"
+
+    @property
+    def shortcut(self) -> bool:
+        return uses_shortcut(self.workspace)
 
     def device_label(self) -> str:
         device = self.engine.device
@@ -79,10 +88,12 @@ def load(key: str) -> LoadedWorkspace:
     return LoadedWorkspace(key=key, workspace=workspace, engine=engine, layers=layers, layer_shapes=shapes)
 
 
-def is_warning(workspace: Any) -> bool:
-    """Whether the workspace's description is a warning to show prominently (the shortcut model's story)."""
+def uses_shortcut(workspace: Any) -> bool:
+    """Whether the workspace says its model is known to rely on a shortcut (so its description is shown as a
+    warning): ``workspace.shortcut`` where the record has it, else its notes' "shortcut" or "warning". Metadata
+    only: a workspace whose name or description merely mentions the word is not flagged."""
+    flag = getattr(workspace, "shortcut", None)
+    if flag is not None:
+        return bool(flag)
     notes = getattr(workspace, "notes", None) or {}
-    if notes.get("warning") or notes.get("shortcut"):
-        return True
-    text = f"{getattr(workspace, 'name', '')} {getattr(workspace, 'description', '')}".lower()
-    return "shortcut" in text or text.lstrip().startswith("warning")
+    return bool(notes.get("shortcut") or notes.get("warning"))

@@ -5,13 +5,29 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
+import numpy as np
 import pytest
 import streamlit as st
+import torch
+import torchvision
+from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 
 from gradcam_core import CamEngine
 
 ENGINE_METHODS = ("explain", "explain_classes", "explain_topk", "predict", "topk", "features", "activations")
+#: torch's intra-op thread count when the tests were collected, before any test ran
+PROCESS_THREADS = torch.get_num_threads()
+
+
+@pytest.fixture(autouse=True)
+def torch_threads_as_the_process_has_them():
+    """A test that changes torch's thread count must restore it (tests/conftest.py's ``one_torch_thread`` does):
+    a leaked setting makes every later test in the session run, and time, differently depending on the order."""
+    assert torch.get_num_threads() == PROCESS_THREADS, (
+        f"torch runs {torch.get_num_threads()} threads, not the process's {PROCESS_THREADS}: a test that ran "
+        "before this one changed it and did not restore it")
+    yield
 
 
 @pytest.fixture(autouse=True)
@@ -74,3 +90,21 @@ def engine_calls(monkeypatch) -> EngineCalls:
 
         monkeypatch.setattr(CamEngine, name, counting)
     return calls
+
+
+@pytest.fixture
+def pets_workspace(tmp_path):
+    """A bring-your-own workspace: an untrained resnet18 state_dict and a 3-class ImageFolder (9 images), at 64x64;
+    it records no test accuracy."""
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog", "fox"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.png")
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(weights=None, num_classes=3).state_dict(), tmp_path / "weights.pt")
+    path = tmp_path / "pets.toml"
+    path.write_text('name = "pets"\n[model]\narch = "resnet18"\ncheckpoint = "weights.pt"\n'
+                    '[data]\nroot = "images"\n[preprocessing]\ninput_size = [64, 64]\n')
+    return path

@@ -1,4 +1,4 @@
-"""Many users at once on one server: threads drive the cached path the pages use (dashboard.compute wrappers on
+"""Many users at once on one server: threads drive the cached path the pages use (dashboard's cached wrappers on
 the one shared ``LoadedWorkspace`` from ``st.cache_resource``) with different images, layers, targets and methods,
 and each gets exactly what the same request gives when run alone."""
 
@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dashboard import compute
+from dashboard import cams, predictions, samples
 from dashboard.workspaces import load
 from gradcam_core import METHOD_NAMES
 
@@ -30,11 +30,11 @@ def _request(user: int, step: int, layers: list[str], num_classes: int) -> tuple
 def _serve(loaded, request) -> tuple[np.ndarray, np.ndarray, int]:
     """What the explorer page computes for one view: logits, the chosen layer's map, the gallery's predictions."""
     index, layer, target, method = request
-    sample = compute.test_sample(loaded, index)
-    inputs = compute.test_input(loaded.model_id, sample.key, index, loaded)
-    logits = compute.sample_logits(loaded.model_id, sample.key, loaded, inputs.tensor)
-    cam = compute.layer_maps(loaded, sample, inputs.tensor, method, target)[layer]
-    predicted = int(compute.test_predictions(loaded.model_id, loaded.key, loaded).predicted[index])
+    sample = samples.test_sample(loaded, index)
+    inputs = samples.test_input(loaded.model_id, sample.key, index, loaded)
+    logits = cams.sample_logits(loaded.model_id, sample.key, loaded, inputs.tensor)
+    cam = cams.layer_maps(loaded, sample, inputs.tensor, method, target)[layer]
+    predicted = int(predictions.test_predictions(loaded.model_id, loaded.key, loaded).predicted[index])
     return logits.copy(), cam.copy(), predicted
 
 

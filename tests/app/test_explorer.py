@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dashboard.explorer import SAMPLE_KEY, UPLOAD_KEY, WIDGET_KEYS
-from dashboard.sampling import GALLERY_SIZE
+from dashboard.gallery import GALLERY_SIZE
 from dashboard.shell import LINK_ICON
+from dashboard.state import ExplorerState as E
 from gradcam_core import CAM_METHODS, list_conv_layers
 from models import DEFAULT_WORKSPACE, load_workspace
 from tests.app.helpers import APP, RUN_TIMEOUT, assert_clean, image_by_caption, main_images, run_app
@@ -72,7 +72,7 @@ def test_a_page_run_without_app_py_draws_the_shell_itself():
     assert at.selectbox(key="ws").value == DEFAULT_WORKSPACE
     main_images(at)
     # and again on the next run: the sidebar must not vanish after the first interaction
-    at.slider(key=WIDGET_KEYS["opacity"]).set_value(0.8).run()
+    at.slider(key=E.opacity).set_value(0.8).run()
     assert_clean(at)
     assert at.selectbox(key="ws").value == DEFAULT_WORKSPACE
     main_images(at)
@@ -80,7 +80,7 @@ def test_a_page_run_without_app_py_draws_the_shell_itself():
 
 def test_layer_picker_offers_exactly_the_conv_layers_with_shapes(shapes):
     at = run_app()
-    picker = at.selectbox(key=WIDGET_KEYS["layer"])
+    picker = at.selectbox(key=E.layer)
     layers = list_conv_layers(shapes.model)
     assert [option.split(" · ")[0] for option in picker.options] == layers
     assert all("×" in option.split(" · ")[1] for option in picker.options)
@@ -93,37 +93,44 @@ def test_opacity_colormap_layer_and_method_changes_do_not_call_the_engine(engine
     before_calls = dict(engine_calls)
     first = main_images(at)
 
-    at.slider(key=WIDGET_KEYS["opacity"]).set_value(0.85).run()
+    at.slider(key=E.opacity).set_value(0.85).run()
     assert_clean(at)
     after_opacity = main_images(at)
     assert after_opacity["overlay"] != first["overlay"]
     assert after_opacity["heatmap"] == first["heatmap"]
 
-    at.selectbox(key=WIDGET_KEYS["colormap"]).set_value("viridis").run()
+    at.selectbox(key=E.colormap).set_value("viridis").run()
     after_colormap = main_images(at)
     assert after_colormap["heatmap"] != first["heatmap"]
     assert after_colormap["overlay"] != after_opacity["overlay"]
     assert dict(engine_calls) == before_calls, "moving opacity or colormap recomputed something"
 
     # Layers and methods come from the same cached pass, too.
-    at.selectbox(key=WIDGET_KEYS["layer"]).set_value(list_conv_layers(shapes.model)[2]).run()
-    at.segmented_control(key=WIDGET_KEYS["method"]).set_value("layercam").run()
+    at.selectbox(key=E.layer).set_value(list_conv_layers(shapes.model)[2]).run()
+    at.segmented_control(key=E.method).set_value("layercam").run()
     assert_clean(at)
     assert main_images(at)["heatmap"] != after_colormap["heatmap"]
     assert dict(engine_calls) == before_calls
 
 
-def test_eigen_cam_is_computed_on_demand_once_per_image(engine_calls):
+def test_eigen_cam_is_computed_on_demand_once_per_image_and_claims_no_target(engine_calls, shapes):
     at = run_app()
     explains = engine_calls["explain"]
-    at.segmented_control(key=WIDGET_KEYS["method"]).set_value("eigencam").run()
+    at.segmented_control(key=E.method).set_value("eigencam").run()
     assert_clean(at)
     assert engine_calls["explain"] == explains + 1
-    for target in (0, 1, "true"):  # class-independent: other targets reuse it
-        at.selectbox(key=WIDGET_KEYS["target"]).set_value(target).run()
-        assert_clean(at)
-    assert engine_calls["explain"] == explains + 1
-    assert image_by_caption(at, "Eigen-CAM · ")
+    # It does not use a target class, so the picker is off and the caption names none.
+    assert at.selectbox(key=E.target).disabled
+    caption = image_by_caption(at, "Eigen-CAM · ").captions[0]
+    assert caption.endswith("no target class (the same map for every class)")
+    assert not any(name in caption for name in shapes.class_names), caption
+
+    at.segmented_control(key=E.method).set_value("gradcam").run()
+    at.selectbox(key=E.target).set_value(1).run()  # another class for the gradient methods...
+    calls = engine_calls["explain"]
+    at.segmented_control(key=E.method).set_value("eigencam").run()
+    assert_clean(at)
+    assert engine_calls["explain"] == calls  # ...and Eigen-CAM is reused: it was computed once for this image
 
 
 def test_layer_strip_selects_a_layer(engine_calls, shapes):
@@ -132,22 +139,22 @@ def test_layer_strip_selects_a_layer(engine_calls, shapes):
     first_layer = list_conv_layers(shapes.model)[0]
     at.button(key=f"explorer.strip.{first_layer}").click().run()
     assert_clean(at)
-    assert at.selectbox(key=WIDGET_KEYS["layer"]).value == first_layer
+    assert at.selectbox(key=E.layer).value == first_layer
     assert at.query_params["layer"] == first_layer
     assert dict(engine_calls) == calls
 
 
 def test_query_parameters_reproduce_the_view(shapes):
     at = run_app()
-    at.number_input(key=WIDGET_KEYS["seed"]).set_value(7).run()
+    at.number_input(key=E.seed).set_value(7).run()
     picked = gallery_buttons(at)[3]
     picked.click().run()
     layer = list_conv_layers(shapes.model)[4]
-    at.selectbox(key=WIDGET_KEYS["layer"]).set_value(layer)
-    at.segmented_control(key=WIDGET_KEYS["method"]).set_value("gradcampp")
-    at.selectbox(key=WIDGET_KEYS["target"]).set_value(2)
-    at.slider(key=WIDGET_KEYS["opacity"]).set_value(0.3)
-    at.selectbox(key=WIDGET_KEYS["colormap"]).set_value("inferno").run()
+    at.selectbox(key=E.layer).set_value(layer)
+    at.segmented_control(key=E.method).set_value("gradcampp")
+    at.selectbox(key=E.target).set_value(2)
+    at.slider(key=E.opacity).set_value(0.3)
+    at.selectbox(key=E.colormap).set_value("inferno").run()
     assert_clean(at)
     link = dict(at.query_params)
     sample = int(picked.key.rsplit(".", 1)[1])
@@ -159,13 +166,13 @@ def test_query_parameters_reproduce_the_view(shapes):
     fresh = run_app(link)  # a new browser session opening the shared link
     assert_clean(fresh)
     assert not [w.value for w in fresh.warning if w.icon == LINK_ICON]
-    assert fresh.session_state[SAMPLE_KEY] == sample
-    assert fresh.number_input(key=WIDGET_KEYS["seed"]).value == 7
-    assert fresh.selectbox(key=WIDGET_KEYS["layer"]).value == layer
-    assert fresh.segmented_control(key=WIDGET_KEYS["method"]).value == "gradcampp"
-    assert fresh.selectbox(key=WIDGET_KEYS["target"]).value == 2
-    assert fresh.slider(key=WIDGET_KEYS["opacity"]).value == pytest.approx(0.3)
-    assert fresh.selectbox(key=WIDGET_KEYS["colormap"]).value == "inferno"
+    assert fresh.session_state[E.sample] == sample
+    assert fresh.number_input(key=E.seed).value == 7
+    assert fresh.selectbox(key=E.layer).value == layer
+    assert fresh.segmented_control(key=E.method).value == "gradcampp"
+    assert fresh.selectbox(key=E.target).value == 2
+    assert fresh.slider(key=E.opacity).value == pytest.approx(0.3)
+    assert fresh.selectbox(key=E.colormap).value == "inferno"
     assert main_images(fresh) == view
     assert (fresh.markdown[0].value if fresh.markdown else "") == header
     assert dict(fresh.query_params) == link
@@ -180,8 +187,8 @@ def test_bad_query_parameters_fall_back_to_defaults_with_warnings(shapes):
     for word in ("no-such-workspace", "seed", "filter", "sample", "layer9.conv", "magic", "zebra", "opacity",
                  "rainbow"):
         assert word in warnings, f"no warning mentions {word!r}: {warnings}"
-    assert at.selectbox(key=WIDGET_KEYS["layer"]).value == shapes.default_layer
-    assert at.segmented_control(key=WIDGET_KEYS["method"]).value == "gradcam"
+    assert at.selectbox(key=E.layer).value == shapes.default_layer
+    assert at.segmented_control(key=E.method).value == "gradcam"
     assert at.query_params["ws"] == DEFAULT_WORKSPACE
     main_images(at)
 
@@ -190,15 +197,15 @@ def test_an_uploaded_image_is_explained_and_a_bad_file_is_refused(engine_calls, 
     at = run_app()
     explains = engine_calls["explain"]
     picture = np.asarray(shapes.test_set.image(0).resize((100, 80)))  # any size: the workspace transform resizes
-    at.file_uploader(key=UPLOAD_KEY).set_value(("mine.png", png(picture), "image/png")).run()
+    at.file_uploader(key=E.uploader).set_value(("mine.png", png(picture), "image/png")).run()
     assert_clean(at)
     assert any("Uploaded image · mine.png" in m.value for m in at.markdown)
     assert engine_calls["explain"] == explains + 1
     assert at.query_params["sample"].startswith("upload:")
-    assert "true" not in at.selectbox(key=WIDGET_KEYS["target"]).options
+    assert "true" not in at.selectbox(key=E.target).options
     main_images(at)
 
-    at.file_uploader(key=UPLOAD_KEY).set_value(("notes.png", b"this is not an image", "image/png")).run()
+    at.file_uploader(key=E.uploader).set_value(("notes.png", b"this is not an image", "image/png")).run()
     assert not at.exception
     assert any("Could not use notes.png" in e.value for e in at.error)
     assert any(m.value.startswith("#### Test image #") for m in at.markdown)  # back on a test image
@@ -207,7 +214,7 @@ def test_an_uploaded_image_is_explained_and_a_bad_file_is_refused(engine_calls, 
 
 def test_misclassified_image_shows_predicted_and_true_class_maps(engine_calls):
     at = run_app()
-    at.selectbox(key=WIDGET_KEYS["filter"]).set_value("misclassified").run()
+    at.selectbox(key=E.filter).set_value("misclassified").run()
     assert_clean(at)
     if not gallery_buttons(at):
         pytest.skip("the default model makes no mistake on its test split")
@@ -216,11 +223,11 @@ def test_misclassified_image_shows_predicted_and_true_class_maps(engine_calls):
     image_by_caption(at, "heatmap · true:")
     # Switching the target to the true class reuses the comparison's cached maps.
     calls = dict(engine_calls)
-    at.selectbox(key=WIDGET_KEYS["target"]).set_value("true").run()
+    at.selectbox(key=E.target).set_value("true").run()
     assert_clean(at)
     assert dict(engine_calls) == calls
 
-    at.selectbox(key=WIDGET_KEYS["filter"]).set_value("correct").run()
+    at.selectbox(key=E.filter).set_value("correct").run()
     assert_clean(at)
     assert not any(m.value.startswith("##### Why **") for m in at.markdown)
 
@@ -231,7 +238,7 @@ def test_shuffle_draws_a_new_seeded_gallery():
     shuffle = next(b for b in at.button if b.label == "Shuffle")
     shuffle.click().run()
     assert_clean(at)
-    seed = at.number_input(key=WIDGET_KEYS["seed"]).value
+    seed = at.number_input(key=E.seed).value
     assert at.query_params["seed"] == str(seed)
     after = [b.key for b in gallery_buttons(at)]
     assert len(after) == GALLERY_SIZE
@@ -245,5 +252,5 @@ def test_switching_workspace_resets_the_view_and_shows_the_shortcut_warning():
     shortcut = load_workspace("shapes-shortcut")
     assert at.query_params["ws"] == "shapes-shortcut"
     assert any(shortcut.description[:40] in w.value for w in at.warning)
-    assert at.selectbox(key=WIDGET_KEYS["layer"]).value == shortcut.default_layer
+    assert at.selectbox(key=E.layer).value == shortcut.default_layer
     assert any(CAM_METHODS["gradcam"].title in " ".join(i.captions) for i in at.image)

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from streamlit import config
 
-from dashboard.explorer import UPLOAD_KEY, WIDGET_KEYS
+from dashboard.state import ExplorerState as E
 from models import DEFAULT_WORKSPACE
 from tests.app.helpers import assert_clean, main_images, run_app
 from tests.image_files import bomb_png
@@ -96,7 +96,7 @@ def _assert_still_usable(at) -> None:
     picks[-1].click().run()
     _assert_explained(at)
     assert any(m.value.startswith("#### Test image #") for m in at.markdown)
-    layer = at.selectbox(key=WIDGET_KEYS["layer"])
+    layer = at.selectbox(key=E.layer)
     other = next(name for name in (option.split(" · ")[0] for option in layer.options) if name != layer.value)
     layer.set_value(other).run()
     _assert_explained(at)
@@ -107,7 +107,7 @@ def _assert_still_usable(at) -> None:
 def test_an_upload_is_explained_or_refused_with_a_message(case):
     file_name, make, error = UPLOADS[case]
     at = run_app(WORKSPACE)
-    at.file_uploader(key=UPLOAD_KEY).set_value((file_name, make(), "application/octet-stream")).run()
+    at.file_uploader(key=E.uploader).set_value((file_name, make(), "application/octet-stream")).run()
     if error is None:
         _assert_explained(at)
         assert any(f"Uploaded image · {file_name}" in m.value for m in at.markdown)
@@ -128,7 +128,7 @@ def test_an_upload_over_the_size_limit_is_refused_with_the_limit(monkeypatch):
         noise = np.random.default_rng(0).integers(0, 256, (700, 800, 3), np.uint8)  # ~1.7 MB as PNG
         data = _save(Image.fromarray(noise), "PNG")
         assert len(data) > 1024 * 1024
-        at.file_uploader(key=UPLOAD_KEY).set_value(("huge.png", data, "image/png")).run()
+        at.file_uploader(key=E.uploader).set_value(("huge.png", data, "image/png")).run()
         assert not at.exception
         assert any("Could not use huge.png" in e.value and "over the 1 MB limit" in e.value for e in at.error), [
             e.value for e in at.error]
@@ -190,7 +190,7 @@ def test_server_config_has_xsrf_an_upload_limit_and_headless():
 
 
 def test_decode_image_refuses_bytes_over_the_upload_limit():
-    from dashboard.compute import UploadError, decode_image
+    from dashboard.samples import UploadError, decode_image
 
     limit_mb = int(config.get_option("server.maxUploadSize"))
     too_big = b"\x89PNG\r\n\x1a\n" + bytes(limit_mb * 1024 * 1024)

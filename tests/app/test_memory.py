@@ -22,7 +22,7 @@ import streamlit as st
 import torch
 from torch import nn
 
-from dashboard import compute
+from dashboard import cams, samples
 from dashboard.workspaces import LoadedWorkspace
 from gradcam_core import CamEngine, list_conv_layers
 from models.datasets import ArrayImageSet
@@ -56,12 +56,12 @@ def _tiny_loaded(count: int) -> LoadedWorkspace:
                            layers=layers, layer_shapes={})
 
 
-def _explain(loaded: LoadedWorkspace, index: int) -> compute.SampleCams:
+def _explain(loaded: LoadedWorkspace, index: int) -> cams.SampleCams:
     """What the explorer page does for one test image: input, logits, then every layer's maps."""
-    sample = compute.test_sample(loaded, index)
-    inputs = compute.test_input(loaded.model_id, sample.key, index, loaded)
-    logits = compute.sample_logits(loaded.model_id, sample.key, loaded, inputs.tensor)
-    return compute.explain_sample(loaded.model_id, sample.key, int(np.argmax(logits)), loaded, inputs.tensor)
+    sample = samples.test_sample(loaded, index)
+    inputs = samples.test_input(loaded.model_id, sample.key, index, loaded)
+    logits = cams.sample_logits(loaded.model_id, sample.key, loaded, inputs.tensor)
+    return cams.explain_sample(loaded.model_id, sample.key, int(np.argmax(logits)), loaded, inputs.tensor)
 
 
 def _rss_mb() -> float:
@@ -97,8 +97,8 @@ def test_explaining_200_images_levels_off_and_evicts_the_oldest(monkeypatch, one
     entry_mb = sum(m.nbytes for per in _explain(loaded, SAMPLES - 1).cams.values() for m in per.values()) / 2**20
     print(f"\n{SAMPLES} images in {time.perf_counter() - started:.1f} s; maps per image {entry_mb:.2f} MB; "
           f"RSS {before:.0f} MB -> +{first:.1f} MB over the first 100 -> +{second:.1f} MB over the second 100 "
-          f"(explain_sample max_entries={compute.explain_sample._info.max_entries}, "
-          f"test_input max_entries={compute.test_input._info.max_entries})")
+          f"(explain_sample max_entries={cams.explain_sample._info.max_entries}, "
+          f"test_input max_entries={samples.test_input._info.max_entries})")
     assert len(explained) == SAMPLES  # one engine call per image: the cache was used, and nothing ran twice
     assert second < SECOND_HUNDRED_MAX_MB, f"RSS grew {second:.1f} MB over the second 100 images"
     assert second < 100 * entry_mb / 3, "the maps of the second 100 images stayed in memory"
@@ -120,7 +120,7 @@ def _cache_decorators(path: Path):
                     yield node.name, decorator
 
 
-@pytest.mark.parametrize("folder", ["dashboard", "pages", "gradcam_core", "models"])
+@pytest.mark.parametrize("folder", ["dashboard", "pages", "analysis", "gradcam_core", "models"])
 def test_every_cache_has_a_bound(folder):
     """Also checks modules added later: a cache without a bound grows with every image a server ever sees."""
     unbounded = []

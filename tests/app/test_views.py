@@ -7,15 +7,16 @@ import json
 
 import numpy as np
 import pytest
+import streamlit as st
 import torch
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 from streamlit.testing.v1 import AppTest
 
-from dashboard import analysis_view, tsne_view, views_compute
-from dashboard.explorer import SAMPLE_KEY, WIDGET_KEYS
+from analysis.channels import rank_channels
+from analysis.disk_cache import CACHE_ENV
+from dashboard import activations_view, analysis_view, tsne_view
+from dashboard.state import ExplorerState as E
 from dashboard.workspaces import load
-from gradcam_core.analysis import rank_channels
-from gradcam_core.embedding import clear_memory_cache
 from models import DEFAULT_WORKSPACE
 from tests.app.helpers import APP, RUN_TIMEOUT, assert_clean, run_app
 
@@ -24,13 +25,9 @@ ACTIVATIONS, TSNE, ANALYSIS = "pages/activations.py", "pages/tsne.py", "pages/an
 
 @pytest.fixture(autouse=True)
 def embedding_cache(tmp_path, monkeypatch):
-    """Embeddings and features go to a fresh folder, and no test sees another's in-memory copies."""
-    monkeypatch.setenv(views_compute.CACHE_ENV, str(tmp_path / "embeddings"))
-    clear_memory_cache()
-    views_compute.clear_feature_memory()
-    yield tmp_path / "embeddings"
-    clear_memory_cache()
-    views_compute.clear_feature_memory()
+    """Embeddings and features go to a fresh folder."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "embeddings"))
+    return tmp_path / "embeddings"
 
 
 def open_page(page: str, query_params: dict | None = None):
@@ -43,7 +40,7 @@ def open_page(page: str, query_params: dict | None = None):
 def assert_explorer_shows(at, index: int) -> None:
     assert_clean(at)
     assert at.title[0].value == "Grad-CAM explorer"
-    assert at.session_state[SAMPLE_KEY] == index
+    assert at.session_state[E.sample] == index
     assert at.query_params["sample"] == [str(index)] or at.query_params["sample"] == str(index)
     assert any(m.value.startswith(f"#### Test image #{index} ") for m in at.markdown)
 
@@ -68,7 +65,7 @@ def grid_buttons(at, prefix: str):
 # ------------------------------------------------------------------------------------------------ activations
 def test_activation_grid_is_the_ranking_of_one_forward(engine_calls):
     at = run_app()
-    shown = at.session_state[SAMPLE_KEY]  # the explorer's image
+    shown = at.session_state[E.sample]  # the explorer's image
     at.switch_page(ACTIVATIONS).run()
     assert_clean(at)
     assert at.title[0].value == "Activation maps"
@@ -114,7 +111,7 @@ def test_activations_start_on_the_explorer_sample_and_link_back():
     at.selectbox(key="activations.layer").set_value(layer).run()
     at.button(key="activations.open").click().run()
     assert_explorer_shows(at, chosen + 1)
-    assert at.selectbox(key=WIDGET_KEYS["layer"]).value == layer
+    assert at.selectbox(key=E.layer).value == layer
 
 
 # ------------------------------------------------------------------------------------------------ t-SNE
@@ -133,8 +130,7 @@ def test_tsne_computes_on_request_then_opens_from_disk_and_links_to_the_explorer
     assert any(p.name.startswith("tsne-") for p in embedding_cache.iterdir())
 
     # A restarted app: empty memory caches, the disk cache draws the chart without a button or a forward.
-    clear_memory_cache()
-    views_compute.clear_feature_memory()
+    st.cache_data.clear()
     calls = engine_calls["features"]
     again = open_page(TSNE, {"ws": "digits"})
     again.number_input(key="tsne.max_points").set_value(300).run()
@@ -153,6 +149,7 @@ def test_tsne_computes_on_request_then_opens_from_disk_and_links_to_the_explorer
 # ------------------------------------------------------------------------------------------------ analysis
 def test_analysis_matrix_is_sklearns_and_cells_open_in_the_explorer(engine_calls):
     at = run_app({"ws": "digits"})
+    first_shown = at.session_state[E.sample]
     before = len(engine_calls.explain_batches)
     at.switch_page(ANALYSIS).run()
     assert_clean(at)
@@ -174,18 +171,20 @@ def test_analysis_matrix_is_sklearns_and_cells_open_in_the_explorer(engine_calls
     at.selectbox(key="analysis.pred").set_value(pred_class).run()
     cell = grid_buttons(at, "analysis.cell.")
     assert len(cell) == min(analysis_view.CELL_LIMIT, int(expected[true_class, pred_class]))
-    index = int(cell[2].label[1:])
+    button = next(b for b in cell[2:] if int(b.label[1:]) != first_shown)  # an image the explorer has not shown
+    index = int(button.label[1:])
     assert test_set.labels[index] == true_class and predicted[index] == pred_class
     calls = engine_calls["explain"]
-    cell[2].click().run()
+    button.click().run()
     assert_explorer_shows(at, index)
-    assert calls >= 1
+    # The explorer explained the opened image: one engine call, for that one image.
+    assert engine_calls["explain"] == calls + 1 and engine_calls.explain_batches[-1] == 1
 
 
 def test_correct_and_misclassified_grids_follow_the_class_and_layer(engine_calls):
     at = open_page(ANALYSIS)
     loaded = load(DEFAULT_WORKSPACE)
-    preds = views_compute.split_features(loaded, np.arange(len(loaded.workspace.test_set)))
+    preds = tsne_view.split_features(loaded, np.arange(len(loaded.workspace.test_set)))
     chosen = at.selectbox(key="analysis.class").value
     wrong = grid_buttons(at, "analysis.wrong.")
     ok = grid_buttons(at, "analysis.ok.")
@@ -204,26 +203,24 @@ def test_correct_and_misclassified_grids_follow_the_class_and_layer(engine_calls
     index = int(wrong[0].label[1:])
     wrong[0].click().run()
     assert_explorer_shows(at, index)
-    assert at.selectbox(key=WIDGET_KEYS["layer"]).value == loaded.layers[0]
+    assert at.selectbox(key=E.layer).value == loaded.layers[0]
 
 
 # ------------------------------------------------------------------------------------------------ helpers
 def test_split_features_are_penultimate_deterministic_and_cached(embedding_cache, engine_calls):
     loaded = load("digits")
-    indices = views_compute.subset_indices(len(loaded.workspace.test_set), 300)
-    assert np.array_equal(indices, views_compute.subset_indices(len(loaded.workspace.test_set), 300))
+    indices = tsne_view.subset_indices(len(loaded.workspace.test_set), 300)
+    assert np.array_equal(indices, tsne_view.subset_indices(len(loaded.workspace.test_set), 300))
     assert len(np.unique(indices)) == 300 and np.all(np.diff(indices) > 0)
-    first = views_compute.split_features(loaded, indices)
+    first = tsne_view.split_features(loaded, indices)
     with torch.no_grad():
         direct = loaded.workspace.features(loaded.workspace.test_set.tensors([int(i) for i in indices[:5]]))
     assert first.features.shape == (300, direct.shape[1])
     np.testing.assert_allclose(first.features[:5], direct, rtol=1e-5, atol=1e-5)
-    views_compute.clear_feature_memory()
-    assert views_compute.cached_features(loaded, indices).source == "disk"
-    views_compute.clear_feature_memory()
+    assert tsne_view.cached_features(loaded, indices).source == "disk"
     for path in embedding_cache.glob("features-*.npz"):
         path.unlink()
-    second = views_compute.split_features(loaded, indices)
+    second = tsne_view.split_features(loaded, indices)
     assert second.source == "computed"
     np.testing.assert_array_equal(first.features, second.features)
     assert np.all((second.confidence > 0) & (second.confidence <= 1))
@@ -231,20 +228,19 @@ def test_split_features_are_penultimate_deterministic_and_cached(embedding_cache
 
 def test_peek_never_computes_and_sees_what_embedding_stored():
     loaded = load("digits")
-    features = views_compute.split_features(loaded, views_compute.subset_indices(len(loaded.workspace.test_set), 60))
-    assert views_compute.peek_embedding(loaded, features, 10) is None
-    computed = views_compute.embedding(loaded, features, 10)
-    clear_memory_cache()
-    stored = views_compute.peek_embedding(loaded, features, 10)
+    features = tsne_view.split_features(loaded, tsne_view.subset_indices(len(loaded.workspace.test_set), 60))
+    assert tsne_view.peek_embedding(loaded, features, 10) is None
+    computed = tsne_view.embedding(loaded, features, 10)
+    stored = tsne_view.peek_embedding(loaded, features, 10)
     assert stored is not None and stored.source == "disk"
     np.testing.assert_array_equal(stored.xy, computed.xy)
-    assert views_compute.peek_embedding(loaded, features, 15) is None
+    assert tsne_view.peek_embedding(loaded, features, 15) is None
 
 
 def test_display_maps_share_one_scale():
     maps = np.array([[[0.0, 2.0]], [[-1.0, 1.0]]], dtype=np.float32)
-    np.testing.assert_allclose(views_compute.display_maps(maps), [[[0.0, 1.0]], [[0.0, 0.5]]])
-    assert not views_compute.display_maps(np.zeros((2, 1, 1))).any()
+    np.testing.assert_allclose(activations_view.display_maps(maps), [[[0.0, 1.0]], [[0.0, 0.5]]])
+    assert not activations_view.display_maps(np.zeros((2, 1, 1))).any()
 
 
 def test_chart_events_read_back_the_clicked_sample_and_cell():

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-import pytest
-import torch
 import torchvision
-from PIL import Image
 
-from dashboard.explorer import WIDGET_KEYS
+from dashboard.state import ExplorerState as E
 from gradcam_core import list_conv_layers
 from models import DEFAULT_WORKSPACE
 from tests.app.helpers import assert_clean, main_images, run_app
@@ -33,30 +29,13 @@ def test_a_broken_workspace_file_shows_an_error_and_another_can_be_picked(monkey
     main_images(at)
 
 
-@pytest.fixture
-def pets_workspace(tmp_path):
-    """A bring-your-own workspace: an untrained resnet18 state_dict and a 3-class ImageFolder, at 64x64."""
-    rng = np.random.default_rng(0)
-    for name in ("cat", "dog", "fox"):
-        (tmp_path / "images" / name).mkdir(parents=True)
-        for i in range(3):
-            pixels = rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.png")
-    torch.manual_seed(0)
-    torch.save(torchvision.models.resnet18(weights=None, num_classes=3).state_dict(), tmp_path / "weights.pt")
-    path = tmp_path / "pets.toml"
-    path.write_text('name = "pets"\n[model]\narch = "resnet18"\ncheckpoint = "weights.pt"\n'
-                    '[data]\nroot = "images"\n[preprocessing]\ninput_size = [64, 64]\n')
-    return path
-
-
 def test_a_workspace_file_from_the_command_line_is_explored(monkeypatch, pets_workspace):
     monkeypatch.setattr(sys, "argv", ["app.py", "--workspace", str(pets_workspace)])
     at = run_app()
     assert_clean(at)
     assert at.query_params["ws"] == str(pets_workspace)
     layers = list_conv_layers(torchvision.models.resnet18())
-    picker = at.selectbox(key=WIDGET_KEYS["layer"])
+    picker = at.selectbox(key=E.layer)
     assert [option.split(" · ")[0] for option in picker.options] == layers  # 20 convs, downsample ones too
     assert [b.key for b in at.button if str(b.key).startswith("explorer.strip.")] == [
         f"explorer.strip.{name}" for name in layers]

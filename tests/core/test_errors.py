@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from conftest import hook_count, tiny_net
 from torch import nn
 
 from gradcam_core import CamEngine
+from tests.core.conftest import hook_count, tiny_net
 
 
 def test_unknown_layer_suggests_close_matches(images):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from conftest import hook_count, tiny_net
 from torch import nn
 
 from gradcam_core import CamEngine, layer_output_shapes
+from tests.core.conftest import hook_count, tiny_net
 
 
 def _snapshot(model: nn.Module):

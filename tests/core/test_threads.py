@@ -4,10 +4,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from conftest import hook_count
 from torchvision.models import resnet18
 
 from gradcam_core import CamEngine
+from tests.core.conftest import hook_count
 
 
 def test_concurrent_calls_match_serial_calls():

@@ -12,9 +12,10 @@ from PIL import Image
 from models import load_workspace
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _two_threads():
-    torch.set_num_threads(1)
+@pytest.fixture(autouse=True)
+def _one_torch_thread(one_torch_thread):
+    """Every model test on one intra-op thread, restored after it (tests/conftest.py): a session-wide setting
+    leaked into every test that ran after the first model test."""
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import torchvision
 
 from models import Workspace, WorkspaceError, load_workspace
 from tests.models.conftest import write_image_folder
+from tests.pickles import CreatesAFile
 
 TOML_HEAD = 'name = "pets"\n[model]\narch = "resnet18"\ncheckpoint = "weights.pt"\n'
 DATA = '[data]\nroot = "images"\n'
@@ -108,25 +109,15 @@ def test_missing_workspace_file_and_unknown_name(tmp_path):
         load_workspace("nope")
 
 
-class _Payload:
-    """Unpickling this creates a file: the proof that a loader executed code from the checkpoint."""
-
-    def __init__(self, target):
-        self.target = target
-
-    def __reduce__(self):
-        return (open, (str(self.target), "w"))
-
-
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 @pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
 def test_checkpoint_carrying_code_is_refused_without_running_it(byo_dir, writer):
     target = byo_dir / "pwned.txt"
     with open(byo_dir / "weights.pt", "wb") as handle:
         if writer == "torch.save":
-            torch.save({"fc.weight": torch.zeros(3, 512), "evil": _Payload(target)}, handle)
+            torch.save({"fc.weight": torch.zeros(3, 512), "evil": CreatesAFile(target)}, handle)
         else:
-            pickle.dump(_Payload(target), handle)
+            pickle.dump(CreatesAFile(target), handle)
     with pytest.raises(WorkspaceError, match=r"refused to load checkpoint .*weights.pt.*state_dict") as info:
         load_workspace(byo_dir / "workspace.toml")
     assert "torch.save(model.state_dict()" in str(info.value)

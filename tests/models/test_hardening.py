@@ -22,21 +22,12 @@ from PIL import Image
 
 from models import WorkspaceError, load_workspace
 from tests.image_files import bomb_png
+from tests.pickles import CreatesAFile
 
 GOOD_TOML = (
     'name = "pets"\n[model]\narch = "resnet18"\ncheckpoint = "weights.pt"\nclass_names = ["cat", "dog", "fox"]\n'
     '[data]\nroot = "images"\n[preprocessing]\ninput_size = [64, 64]\n'
 )
-
-
-class CreatesAFile:
-    """Unpickling this creates a file: the proof that a loader executed code from the checkpoint."""
-
-    def __init__(self, target):
-        self.target = target
-
-    def __reduce__(self):
-        return (open, (str(self.target), "w"))
 
 
 def _jpeg(pixels: np.ndarray) -> bytes:

@@ -1,9 +1,8 @@
-"""Misclassification analysis on plain numpy arrays: confusion matrix, per-class metrics, the samples behind one
-confusion-matrix cell, correct-vs-misclassified splits for a class, and channel ranking for the activation view.
-
-Everything here is numpy only (no scikit-learn at runtime); the results equal scikit-learn's
-``confusion_matrix(labels=range(C))`` and ``precision_recall_fscore_support(zero_division=0)``, which the tests check.
-Labels are class indices ``0 .. num_classes - 1``; anything else is an error, not a silently dropped sample.
+"""Classification analysis on arrays of class indices: the confusion matrix and per-class precision / recall / F1
+come from ``sklearn.metrics``; this module adds only what scikit-learn lacks for the dashboard — the most frequent
+confusions, the samples behind one cell, the correct / misclassified split of a class — and refuses labels outside
+``0 .. num_classes - 1`` (scikit-learn's ``labels=`` silently drops such samples, which would make a matrix that
+does not add up to the test set).
 """
 
 from __future__ import annotations
@@ -12,15 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn import metrics
 
 __all__ = [
     "ClassSplit",
     "accuracy",
     "cell_indices",
-    "channel_mean_map",
     "confusion_matrix",
     "per_class_metrics",
-    "rank_channels",
     "split_correct_misclassified",
     "top_confusions",
 ]
@@ -64,14 +62,12 @@ def _class_index(value, name: str) -> int:
 
 # ------------------------------------------------------------------------------------------------ metrics
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
-    """(num_classes, num_classes) int64 counts; row = true class, column = predicted class.
-
-    Same as ``sklearn.metrics.confusion_matrix(y_true, y_pred, labels=range(num_classes))``; classes absent from
-    both arrays get a row and a column of zeros.
-    """
+    """(num_classes, num_classes) int64 counts; row = true class, column = predicted class; classes absent from
+    both arrays get a row and a column of zeros. ``sklearn.metrics.confusion_matrix`` after the label check."""
     true, pred = _pair(y_true, y_pred, num_classes)
-    counts = np.bincount(true * num_classes + pred, minlength=num_classes * num_classes)
-    return counts.reshape(num_classes, num_classes).astype(np.int64, copy=False)
+    if true.size == 0:  # scikit-learn refuses empty input; an empty selection is a matrix of zeros
+        return np.zeros((num_classes, num_classes), np.int64)
+    return metrics.confusion_matrix(true, pred, labels=np.arange(num_classes)).astype(np.int64, copy=False)
 
 
 def accuracy(y_true, y_pred) -> float:
@@ -79,43 +75,29 @@ def accuracy(y_true, y_pred) -> float:
     true, pred = _pair(y_true, y_pred)
     if true.size == 0:
         raise ValueError("accuracy of zero samples is undefined; y_true and y_pred are empty")
-    return float(np.mean(true == pred))
-
-
-def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    out = np.zeros(numerator.shape, dtype=np.float64)
-    np.divide(numerator, denominator, out=out, where=denominator > 0)
-    return out
+    return float(metrics.accuracy_score(true, pred))
 
 
 def per_class_metrics(y_true, y_pred, num_classes: int, class_names: Sequence[str] | None = None) -> list[dict]:
     """One dict per class, in class order: ``index, name, precision, recall, f1, support, predicted, correct``.
 
-    ``support`` = samples whose true class it is, ``predicted`` = samples predicted as it, ``correct`` = both.
-    A ratio whose denominator is zero is 0.0, as scikit-learn's ``precision_recall_fscore_support(
-    zero_division=0)``; F1 is ``2 tp / (2 tp + fp + fn)``, which equals the harmonic mean of precision and recall.
+    Precision, recall, F1 and support are ``sklearn.metrics.precision_recall_fscore_support(zero_division=0)``;
+    ``predicted`` = samples predicted as the class, ``correct`` = predicted as it and truly it.
     """
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError(f"got {len(class_names)} class names for num_classes={num_classes}")
-    matrix = confusion_matrix(y_true, y_pred, num_classes)
-    tp = np.diag(matrix).astype(np.float64)
-    support = matrix.sum(axis=1)
-    predicted = matrix.sum(axis=0)
-    precision = _safe_ratio(tp, predicted)
-    recall = _safe_ratio(tp, support)
-    f1 = _safe_ratio(2 * tp, predicted + support)
+    true, pred = _pair(y_true, y_pred, num_classes)
+    matrix = confusion_matrix(true, pred, num_classes)
+    if true.size:
+        precision, recall, f1, support = metrics.precision_recall_fscore_support(
+            true, pred, labels=np.arange(num_classes), zero_division=0)
+    else:
+        precision = recall = f1 = support = np.zeros(num_classes)
     names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
     return [
-        {
-            "index": i,
-            "name": names[i],
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1": float(f1[i]),
-            "support": int(support[i]),
-            "predicted": int(predicted[i]),
-            "correct": int(tp[i]),
-        }
+        {"index": i, "name": names[i], "precision": float(precision[i]), "recall": float(recall[i]),
+         "f1": float(f1[i]), "support": int(support[i]), "predicted": int(matrix[:, i].sum()),
+         "correct": int(matrix[i, i])}
         for i in range(num_classes)
     ]
 
@@ -186,47 +168,3 @@ def split_correct_misclassified(y_true, y_pred, cls: int, limit: int | None = No
     rng = np.random.default_rng(seed)
     limited = [_subsample(g, None if limit is None else int(limit), rng) for g in groups]
     return ClassSplit(c, *limited, *(int(g.size) for g in groups))
-
-
-# ------------------------------------------------------------------------------------------------ channels
-def _chw(activation) -> np.ndarray:
-    array = np.asarray(activation)
-    if array.ndim != 3:
-        hint = "; for a batch pick one image first, e.g. acts[i]" if array.ndim == 4 else ""
-        raise ValueError(f"activation must have shape (C, h, w), got {array.shape}{hint}")
-    return array
-
-
-def rank_channels(activation, statistic: str = "mean", top: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Channels of one activation (C, h, w), strongest first: (indices int64, values float32).
-
-    ``statistic`` is the spatial "mean" (how much of the map fires) or "max" (its strongest response); ties keep
-    channel order. ``top`` = how many to return (None: all C; more than C: all C).
-    """
-    array = _chw(activation)
-    if statistic == "mean":
-        values = array.reshape(array.shape[0], -1).mean(axis=1, dtype=np.float64)
-    elif statistic == "max":
-        values = array.reshape(array.shape[0], -1).max(axis=1).astype(np.float64)
-    else:
-        raise ValueError(f"statistic must be 'mean' or 'max', got {statistic!r}")
-    if top is not None and (int(top) != top or top < 1):
-        raise ValueError(f"top must be None or a positive int, got {top!r}")
-    order = np.argsort(-values, kind="stable")
-    if top is not None:
-        order = order[: int(top)]
-    return order.astype(np.int64), values[order].astype(np.float32)
-
-
-def channel_mean_map(activation, channels: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-    """(h, w) float32 mean over channels of one activation (C, h, w), optionally over ``channels`` only."""
-    array = _chw(activation)
-    if channels is not None:
-        picked = np.asarray(channels, dtype=np.int64).ravel()
-        if picked.size == 0:
-            raise ValueError("channels is empty; pass None for all channels")
-        bad = picked[(picked < 0) | (picked >= array.shape[0])]
-        if bad.size:
-            raise ValueError(f"channel {int(bad[0])} is out of range for an activation with {array.shape[0]} channels")
-        array = array[picked]
-    return array.mean(axis=0, dtype=np.float64).astype(np.float32)

@@ -1,41 +1,34 @@
-"""t-SNE of penultimate-layer features for the dashboard's embedding view, a disk + memory cache for it, and a
-feature-space separability summary (k-NN accuracy, silhouette).
+"""t-SNE of penultimate-layer features for the dashboard's embedding view, cached on disk, and a feature-space
+separability summary (k-NN accuracy, silhouette).
 
 Pipeline of ``embed_tsne``: centre (no per-dimension scaling by default) -> PCA to ``pca_dims`` -> openTSNE with
 perplexity affinities on exact neighbours, PCA initialisation, Barnes-Hut gradients and a shortened schedule
 (Annoy neighbours and FFT gradients from 10,000 points). Why each choice: the notes on ``TSNE_SETTINGS`` below;
 the comparison with scikit-learn: ``python -m bench.tsne_bench``.
 
-Pure numpy + scikit-learn + openTSNE: no torch and no streamlit here.
+numpy + scikit-learn + openTSNE (imported when used); no torch and no streamlit here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
-import threading
 import time
-import warnings
-import zipfile
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from analysis.disk_cache import DiskCache, cache_key
+
 __all__ = [
     "TSNE_SETTINGS",
     "EmbeddingResult",
     "cached_embedding",
-    "clear_memory_cache",
     "embed_tsne",
     "feature_separability",
-    "idle_cores",
     "pca_reduce",
+    "stored_embedding",
 ]
 
 ProgressFn = Callable[[float, str], None]
@@ -53,9 +46,11 @@ CACHE_VERSION = 1
 #:   interpolation (whose grid cost does not shrink with N) at 2k-5k points, at the same trustworthiness; the
 #:   layout comes out about 15% more compact. From 10,000 points openTSNE's own rule picks FFT.
 #: - Exact neighbours (scikit-learn, BLAS) up to 10,000 points: 2-4x faster than Annoy at 2k-5k points, and exact.
-#: - n_jobs "auto" = ``idle_cores()``: two threads were 1.4x (2k) to 1.65x (5k) faster on idle cores, but about 2x
-#:   slower while other jobs kept the cores busy (OpenMP threads spin waiting for each other). The result does
-#:   not depend on the thread count (tested).
+#: - One thread unless the caller asks for more (``n_jobs=2``): two threads were 1.4x (2k) to 1.65x (5k) faster on
+#:   idle cores, but 2x slower while other jobs kept the cores busy, and 25-30x slower (400 points: 0.9 s -> 25 s)
+#:   on 2 cores shared with a load average of 8, because OpenMP threads spin waiting for each other. A single
+#:   thread is never far from the best and never that far from it; the result does not depend on the thread count
+#:   (tested). An earlier version guessed the idle cores from /proc; one predictable default is simpler.
 TSNE_SETTINGS: dict[str, Any] = {
     "early_exaggeration": 12.0,
     "early_exaggeration_iter": 125,
@@ -64,52 +59,8 @@ TSNE_SETTINGS: dict[str, Any] = {
     "negative_gradient_method": "auto",  # "bh" below 10,000 points, else "fft"
     "theta": 0.8,
     "exact_neighbors_max_n": 10_000,
-    "n_jobs": "auto",
+    "n_jobs": 1,
 }
-
-
-def _cpu_times() -> tuple[int, int, int] | None:
-    """(idle, total, this process's) CPU time in clock ticks, summed over all CPUs, from /proc; None without /proc
-    (macOS, Windows)."""
-    try:
-        with open("/proc/stat") as handle:
-            fields = [int(v) for v in handle.readline().split()[1:]]
-        with open("/proc/self/stat") as handle:
-            own = handle.read().rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
-    except (OSError, ValueError, IndexError):
-        return None
-    # user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user and nice]
-    return fields[3] + fields[4], sum(fields[:8]), int(own[11]) + int(own[12])  # utime + stime
-
-
-def idle_cores(limit: int = 8, window: float = 0.1) -> int:
-    """How many cores other processes leave idle right now, between 1 and ``limit`` (and the cores this process
-    may use).
-
-    Measured over ``window`` seconds from /proc: the CPU time of this process itself counts as free, so neither its
-    own recent work (which a load average would include: a t-SNE right after the feature extraction would run on
-    one thread on an idle machine) nor its idle BLAS/OpenMP threads still spinning after the last call count as
-    load. Without /proc: all cores minus the 1-minute load average, else all cores.
-    """
-    try:
-        allowed = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        allowed = os.cpu_count() or 1
-    total_cores = os.cpu_count() or allowed
-    before = _cpu_times()
-    after = None
-    if before is not None:
-        time.sleep(window)
-        after = _cpu_times()
-    if before is not None and after is not None and after[1] > before[1]:
-        free_ticks = (after[0] - before[0]) + (after[2] - before[2])
-        idle = total_cores * min(1.0, free_ticks / (after[1] - before[1]))
-    else:
-        try:
-            idle = total_cores - os.getloadavg()[0]
-        except (AttributeError, OSError):  # Windows
-            idle = float(allowed)
-    return int(max(1, min(limit, allowed, int(idle + 0.5))))
 
 
 @dataclass(frozen=True)
@@ -119,7 +70,7 @@ class EmbeddingResult:
     ``xy`` (N, 2) float32 in sample order; ``seconds``: wall time of the computation (the original computation's
     time also when served from a cache); ``params``: every setting that shaped the result (after defaults and
     clipping, e.g. the perplexity actually used); ``timings``: seconds per stage; ``pca_variance``: fraction of
-    the (centred) feature variance the PCA kept; ``source``: "computed", "memory" or "disk".
+    the (centred) feature variance the PCA kept; ``source``: "computed" or "disk".
     """
 
     xy: np.ndarray
@@ -195,8 +146,8 @@ def _resolve_settings(n_samples: int, perplexity: float, overrides: dict[str, An
     settings["neighbors"] = "exact" if n_samples <= settings.pop("exact_neighbors_max_n") else "annoy"
     if settings["negative_gradient_method"] == "auto":
         settings["negative_gradient_method"] = "bh" if n_samples < 10_000 else "fft"
-    if settings["n_jobs"] == "auto":
-        settings["n_jobs"] = idle_cores()
+    if int(settings["n_jobs"]) != settings["n_jobs"] or settings["n_jobs"] < 1:
+        raise ValueError(f"n_jobs must be a positive whole number of threads, got {settings['n_jobs']!r}")
     return settings
 
 
@@ -322,112 +273,50 @@ def _run_tsne(x: np.ndarray, settings: dict[str, Any], seed: int, pca_dims: int 
 
 
 # ------------------------------------------------------------------------------------------------ cache
-_MEMORY_CACHE: OrderedDict[str, EmbeddingResult] = OrderedDict()
-_MEMORY_CACHE_SIZE = 16
-_MEMORY_LOCK = threading.Lock()
+def _tsne_cache(cache_dir: Path | str) -> DiskCache:
+    return DiskCache(Path(cache_dir), "tsne")
 
 
-def clear_memory_cache() -> None:
-    """Forget the in-process copies kept by ``cached_embedding`` (the disk files stay)."""
-    with _MEMORY_LOCK:
-        _MEMORY_CACHE.clear()
-
-
-def _cache_digest(features: np.ndarray, key: str, params: dict[str, Any]) -> str:
-    data = np.ascontiguousarray(features)
-    content = hashlib.sha256(data.view(np.uint8).reshape(-1)).hexdigest()
+def _tsne_key(features: np.ndarray, key: str, params: dict[str, Any]) -> str:
     # The defaults are part of the key, so changing TSNE_SETTINGS in a later version does not serve old layouts.
-    described = {
-        "version": CACHE_VERSION,
-        "key": key,
-        "params": {k: params[k] for k in sorted(params)},
-        "defaults": TSNE_SETTINGS,
-        "features": [str(data.dtype), list(data.shape), content],
-    }
-    return hashlib.sha256(json.dumps(described, sort_keys=True, default=repr).encode()).hexdigest()
+    return cache_key(CACHE_VERSION, str(key), params, TSNE_SETTINGS, features)
 
 
-def _read_cache_file(path: Path, n_samples: int) -> EmbeddingResult | None:
-    """The stored result, or None when the file is missing, unreadable, or not what we wrote."""
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            xy = np.array(stored["xy"], dtype=np.float32)
-            meta = json.loads(str(stored["meta"]))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # missing, truncated, not ours
+def stored_embedding(features: np.ndarray, cache_dir: Path | str, key: str, **params: Any) -> EmbeddingResult | None:
+    """What ``cached_embedding`` with the same arguments would return if it is on disk; None otherwise. Never
+    computes, so a page can draw a stored layout at once and ask before a long computation."""
+    x = _check_features(features, min_samples=4)
+    found = _tsne_cache(cache_dir).load(_tsne_key(x, key, params))
+    xy = None if found is None else found.arrays.get("xy")
+    if xy is None or xy.shape != (x.shape[0], 2) or not np.isfinite(xy).all():
         return None
-    if xy.shape != (n_samples, 2) or not np.isfinite(xy).all() or not isinstance(meta, dict):
-        return None
+    meta = found.meta
     try:
-        return EmbeddingResult(xy=xy, seconds=float(meta["seconds"]), params=dict(meta["params"]),
+        return EmbeddingResult(xy=xy.astype(np.float32), seconds=float(meta["seconds"]), params=dict(meta["params"]),
                                timings={k: float(v) for k, v in meta["timings"].items()},
                                pca_variance=float(meta["pca_variance"]), source="disk")
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError):  # a file of an older layout: recompute
         return None
 
 
-def _write_cache_file(path: Path, result: EmbeddingResult) -> None:
-    """Write atomically (temp file + rename), so a crash or a concurrent reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = json.dumps({"seconds": result.seconds, "params": result.params, "timings": result.timings,
-                       "pca_variance": result.pca_variance})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, xy=result.xy, meta=np.array(meta))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def cached_embedding(features: np.ndarray, cache_dir: Path | str, key: str, progress: ProgressFn | None = None,
+                     **params: Any) -> EmbeddingResult:
+    """``embed_tsne(features, **params)``, stored in ``cache_dir`` as ``tsne-<hash>.npz``.
 
-
-def _frozen(result: EmbeddingResult, source: str) -> EmbeddingResult:
-    xy = result.xy if not result.xy.flags.writeable else result.xy.copy()
-    xy.flags.writeable = False
-    return replace(result, xy=xy, source=source)
-
-
-def cached_embedding(
-    features: np.ndarray,
-    cache_dir: Path | str,
-    key: str,
-    progress: ProgressFn | None = None,
-    **params: Any,
-) -> EmbeddingResult:
-    """``embed_tsne(features, **params)``, remembered in memory and in ``cache_dir`` as ``tsne-<hash>.npz``.
-
-    The hash covers ``key`` (e.g. model id + checkpoint hash + layer), the parameters, the current default
-    settings and the features' bytes, so a different model, layer or setting never gets a stale result. A
-    cache file that cannot be read (truncated, corrupt, wrong shape) is recomputed and overwritten. ``xy`` of
-    the returned result is read-only, because the in-memory copy is shared between callers.
-    ``result.source`` says where it came from: "computed", "memory" or "disk".
+    The hash covers ``key`` (e.g. model id + data set + layer), the parameters, the current default settings and
+    the features' bytes, so a different model, layer or setting never gets a stale result. A file that cannot be
+    read is recomputed and overwritten; a folder that cannot be written costs a RuntimeWarning and a recomputation
+    next time. ``result.source`` says where it came from: "computed" or "disk".
     """
     x = _check_features(features, min_samples=4)
-    digest = _cache_digest(x, str(key), params)
-    with _MEMORY_LOCK:
-        hit = _MEMORY_CACHE.get(digest)
-        if hit is not None:
-            _MEMORY_CACHE.move_to_end(digest)
-    if hit is not None:
-        _report(progress, 1.0, "t-SNE from memory cache")
-        return replace(hit, source="memory")
-
-    path = Path(cache_dir) / f"tsne-{digest[:40]}.npz"
-    result = _read_cache_file(path, x.shape[0])
-    if result is not None:
-        _report(progress, 1.0, "t-SNE from disk cache")
-    else:
-        result = embed_tsne(x, progress=progress, **params)
-        try:
-            _write_cache_file(path, result)
-        except OSError as exc:
-            warnings.warn(f"could not write the t-SNE cache file {path} ({exc}); the embedding is kept in memory "
-                          "only and will be recomputed after a restart", RuntimeWarning, stacklevel=2)
-    result = _frozen(result, result.source)
-    with _MEMORY_LOCK:
-        _MEMORY_CACHE[digest] = result
-        _MEMORY_CACHE.move_to_end(digest)
-        while len(_MEMORY_CACHE) > _MEMORY_CACHE_SIZE:
-            _MEMORY_CACHE.popitem(last=False)
+    stored = stored_embedding(x, cache_dir, key, **params)
+    if stored is not None:
+        _report(progress, 1.0, "t-SNE from the disk cache")
+        return stored
+    result = embed_tsne(x, progress=progress, **params)
+    meta = {"seconds": result.seconds, "params": result.params, "timings": result.timings,
+            "pca_variance": result.pca_variance}
+    _tsne_cache(cache_dir).save(_tsne_key(x, key, params), {"xy": result.xy}, meta)
     return result
 
 

@@ -1,6 +1,5 @@
-"""t-SNE embedding, its cache, and feature separability, on small clustered features like a CNN's penultimate layer."""
-
-import os
+"""t-SNE embedding, its disk cache, and feature separability, on small clustered features like a CNN's penultimate
+layer."""
 
 import numpy as np
 import pytest
@@ -8,15 +7,17 @@ from sklearn.manifold import trustworthiness
 from sklearn.model_selection import LeaveOneOut, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
-import gradcam_core.embedding as embedding
-from bench.tsne_bench import synthetic_features
-from gradcam_core.embedding import (
+import analysis.embedding as embedding
+from analysis.embedding import (
     cached_embedding,
-    clear_memory_cache,
     embed_tsne,
     feature_separability,
     pca_reduce,
+    stored_embedding,
 )
+from bench.tsne_bench import synthetic_features
+
+FAST = {"early_exaggeration_iter": 50, "n_iter": 50}  # for tests that do not care how good the layout is
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +28,6 @@ def clustered():
 @pytest.fixture(scope="module")
 def clustered_embedding(clustered):
     return embed_tsne(clustered[0], seed=0)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memory_cache():
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
 
 
 def test_shape_dtype_and_params(clustered_embedding):
@@ -56,34 +50,15 @@ def test_same_seed_same_bytes_other_seed_differs(clustered, clustered_embedding)
 
 
 def test_thread_count_does_not_change_the_result(clustered, clustered_embedding):
-    # n_jobs="auto" picks the thread count from the machine's load, so it must not leak into the result
-    one = embed_tsne(clustered[0], n_jobs=1)
-    two = embed_tsne(clustered[0], n_jobs=2)
-    assert one.params["n_jobs"] == 1 and two.params["n_jobs"] == 2
-    assert one.xy.tobytes() == two.xy.tobytes() == clustered_embedding.xy.tobytes()
-
-
-def test_idle_cores_counts_what_others_leave_free(monkeypatch):
-    monkeypatch.setattr(embedding.os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(embedding.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
-
-    def window(idle, total, own=0):
-        samples = iter([(1000, 5000, 70), (1000 + idle, 5000 + total, 70 + own)])
-        monkeypatch.setattr(embedding, "_cpu_times", lambda: next(samples))
-
-    window(idle=50, total=200)  # others busy 75% of the time: 1 of 4 cores free
-    assert embedding.idle_cores(window=0) == 1
-    window(idle=50, total=200, own=100)  # but half of that was this process (spinning threads): 3 free
-    assert embedding.idle_cores(window=0) == 3
-    window(idle=200, total=200)  # all idle, capped by limit
-    assert embedding.idle_cores(limit=2, window=0) == 2
-    window(idle=0, total=200)  # all busy: still one thread
-    assert embedding.idle_cores(window=0) == 1
-
-
-def test_idle_cores_on_this_machine():
-    assert embedding._cpu_times() is None or len(embedding._cpu_times()) == 3
-    assert 1 <= embedding.idle_cores() <= (os.cpu_count() or 1)
+    # One thread is the default; a caller may ask for more, which must not change the layout (nor the cache key's
+    # meaning: n_jobs is part of the key only when the caller passes it)
+    assert clustered_embedding.params["n_jobs"] == 1
+    two = embed_tsne(clustered[0][:80], n_jobs=2, **FAST)
+    one = embed_tsne(clustered[0][:80], **FAST)
+    assert two.params["n_jobs"] == 2
+    assert one.xy.tobytes() == two.xy.tobytes()
+    with pytest.raises(ValueError, match="n_jobs must be a positive whole number"):
+        embed_tsne(clustered[0][:80], n_jobs=0)
 
 
 def test_perplexity_changes_the_result(clustered, clustered_embedding):
@@ -146,9 +121,6 @@ def test_standardize_is_optional_and_changes_the_input():
 
 
 # ------------------------------------------------------------------------------------------------ cache
-FAST = {"early_exaggeration_iter": 50, "n_iter": 50}  # the cache does not care how good the layout is
-
-
 @pytest.fixture
 def counted(monkeypatch):
     """Count the real computations behind cached_embedding."""
@@ -165,20 +137,18 @@ def counted(monkeypatch):
 
 def test_cache_hits_do_not_recompute(tmp_path, clustered, counted):
     x = clustered[0][:150]
+    assert stored_embedding(x, tmp_path, key="model-a/fc", perplexity=20.0, **FAST) is None  # never computes
+    assert len(counted) == 0
     first = cached_embedding(x, tmp_path, key="model-a/fc", perplexity=20.0, **FAST)
     assert first.source == "computed" and len(counted) == 1
     files = list(tmp_path.glob("tsne-*.npz"))
     assert len(files) == 1
 
-    second = cached_embedding(x, tmp_path, key="model-a/fc", perplexity=20.0, **FAST)
-    assert second.source == "memory" and len(counted) == 1
-    clear_memory_cache()  # as after an app restart
-    third = cached_embedding(x, tmp_path, key="model-a/fc", perplexity=20.0, **FAST)
-    assert third.source == "disk" and len(counted) == 1
-    for hit in (second, third):
+    for hit in (cached_embedding(x, tmp_path, key="model-a/fc", perplexity=20.0, **FAST),  # as after a restart
+                stored_embedding(x, tmp_path, key="model-a/fc", perplexity=20.0, **FAST)):
+        assert hit.source == "disk" and len(counted) == 1
         assert hit.xy.tobytes() == first.xy.tobytes()
-        assert hit.params == first.params and hit.seconds == first.seconds
-    assert not third.xy.flags.writeable  # shared between callers
+        assert hit.params == first.params and hit.seconds == first.seconds and hit.timings == first.timings
 
     cached_embedding(x, tmp_path, key="model-b/fc", perplexity=20.0, **FAST)
     cached_embedding(x, tmp_path, key="model-a/fc", perplexity=25.0, **FAST)
@@ -202,12 +172,10 @@ def test_corrupt_cache_file_is_recomputed_and_overwritten(tmp_path, clustered, c
         path.write_bytes(b"")
     else:
         np.savez(path, xy=np.zeros((5, 2), np.float32), meta=np.array("{}"))
-    clear_memory_cache()
 
     recovered = cached_embedding(x, tmp_path, key="k", **FAST)
     assert recovered.source == "computed" and len(counted) == 2
     assert recovered.xy.tobytes() == first.xy.tobytes()
-    clear_memory_cache()
     assert cached_embedding(x, tmp_path, key="k", **FAST).source == "disk"  # the file was rewritten whole
     assert len(counted) == 2 and not list(tmp_path.glob("*.tmp"))
 
@@ -215,7 +183,7 @@ def test_corrupt_cache_file_is_recomputed_and_overwritten(tmp_path, clustered, c
 def test_unwritable_cache_dir_warns_and_still_returns(tmp_path, clustered):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache directory should be")
-    with pytest.warns(RuntimeWarning, match="could not write the t-SNE cache file"):
+    with pytest.warns(RuntimeWarning, match="could not write the cache file"):
         res = cached_embedding(clustered[0][:60], blocker, key="k", **FAST)
     assert res.xy.shape == (60, 2) and res.source == "computed"
 
