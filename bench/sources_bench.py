@@ -25,7 +25,8 @@ def _images(root: Path, size: int) -> None:
     for name in CLASSES:
         (root / "images" / name).mkdir(parents=True, exist_ok=True)
         for i in range(2):
-            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / "images" / name / f"{i}.png")
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "images" / name / f"{i}.png")
 
 
 def _cases(root: Path, quick: bool) -> dict[str, Path]:

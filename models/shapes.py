@@ -129,13 +129,27 @@ assert len(_SDF) == len(SHAPE_CLASSES)
 
 # ------------------------------------------------------------------------------------------ rendering
 def _render_chunk(rng: np.random.Generator, labels: np.ndarray, marker_classes: np.ndarray, size: int):
-    """Render one chunk. Works in float32 with few full-colour passes (they dominate the cost)."""
+    """Render one chunk. Works in float32 with few full-colour passes (they dominate the cost). The steps draw
+    from ``rng`` in a fixed order, so the same seed gives the same bytes."""
     n = labels.shape[0]
-    f32 = np.float32
-    yy, xx = np.meshgrid(np.arange(size, dtype=f32) + 0.5, np.arange(size, dtype=f32) + 0.5, indexing="ij")
-    xx, yy = xx[None], yy[None]
+    yy, xx = np.meshgrid(np.arange(size, dtype=np.float32) + 0.5, np.arange(size, dtype=np.float32) + 0.5,
+                         indexing="ij")
+    grid = (xx[None], yy[None])
+    image, background_mean = _background(rng, n, size, grid)
+    _draw_distractors(rng, image, size, grid)
+    mask = _draw_object(rng, labels, image, background_mean, size, grid)
+    boxes = _draw_markers(image, mask, marker_classes)
+    image *= np.float32(255)
+    image += rng.integers(-15, 16, (n, size, size, 1), dtype=np.int8)  # film grain, in brightness
+    np.clip(image, 0, 255, out=image)
+    return np.rint(image, out=image).astype(np.uint8), mask, boxes
 
-    # Background: a mix of two gratings between two related colours, so texture has edges at every scale.
+
+def _background(rng: np.random.Generator, n: int, size: int, grid) -> tuple[np.ndarray, np.ndarray]:
+    """A mix of two gratings between two related colours, so texture has edges at every scale; and the mean
+    background colour of each image."""
+    f32 = np.float32
+    xx, yy = grid
     base = rng.uniform(0.15, 0.85, (n, 3)).astype(f32)
     other = np.clip(base + rng.uniform(-0.3, 0.3, (n, 3)).astype(f32), 0.0, 1.0)
     texture = np.zeros((n, size, size), f32)
@@ -147,9 +161,15 @@ def _render_chunk(rng: np.random.Generator, labels: np.ndarray, marker_classes: 
     texture = texture * f32(0.25) + f32(0.5)
     image = texture[..., None] * (other - base)[:, None, None, :]
     image += base[:, None, None, :]
+    return image, (base + other) / 2
 
-    # Distractors: thin line segments in random colours, under the object; each is painted over the previous
-    # ones. Distances are computed on the whole grid, blending only where a line is (a few % of pixels).
+
+def _draw_distractors(rng: np.random.Generator, image: np.ndarray, size: int, grid) -> None:
+    """Thin line segments in random colours, under the object; each is painted over the previous ones.
+    Distances are computed on the whole grid, blending only where a line is (a few % of pixels)."""
+    f32 = np.float32
+    xx, yy = grid
+    n = image.shape[0]
     flat = image.reshape(-1, 3)
     for _ in range(NUM_DISTRACTORS):
         present = rng.random(n) < 0.8
@@ -176,21 +196,18 @@ def _render_chunk(rng: np.random.Generator, labels: np.ndarray, marker_classes: 
         alpha = np.minimum(coverage.reshape(-1)[hit], 1)[:, None]
         flat[hit] += (colour[hit // (size * size)] - flat[hit]) * alpha
 
-    # The object: contrasting colour, random radius, position inside the frame and rotation.
+
+def _draw_object(rng: np.random.Generator, labels: np.ndarray, image: np.ndarray, background_mean: np.ndarray,
+                 size: int, grid) -> np.ndarray:
+    """The object: contrasting colour, random radius, position inside the frame and rotation; returns its mask."""
+    f32 = np.float32
+    xx, yy = grid
+    n = labels.shape[0]
     radius = rng.uniform(MIN_RADIUS, MAX_RADIUS, n).astype(f32)
     cx = rng.uniform(radius + 1, size - 1 - radius).astype(f32)
     cy = rng.uniform(radius + 1, size - 1 - radius).astype(f32)
     theta = rng.uniform(0, 2 * np.pi, n).astype(f32)
-    colour = rng.uniform(0, 1, (n, 3)).astype(f32)
-    background_mean = (base + other) / 2
-    for _ in range(8):
-        weak = np.linalg.norm(colour - background_mean, axis=1) < 0.5
-        if not weak.any():
-            break
-        colour[weak] = rng.uniform(0, 1, (int(weak.sum()), 3)).astype(f32)
-    weak = np.linalg.norm(colour - background_mean, axis=1) < 0.5
-    colour[weak] = np.where(background_mean[weak] > 0.5, 0.05, 0.95).astype(f32)
-
+    colour = _contrasting_colours(rng, background_mean)
     cos_t, sin_t = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
     inv_r = (1 / radius)[:, None, None]
     rel_x = (xx - cx[:, None, None]) * inv_r
@@ -203,27 +220,41 @@ def _render_chunk(rng: np.random.Generator, labels: np.ndarray, marker_classes: 
         if rows.size:
             signed[rows] = sdf(u[rows], v[rows])
     signed *= radius[:, None, None]
-    mask = signed <= 0
     hit = np.flatnonzero(signed < 0.5)
     alpha = np.minimum(f32(0.5) - signed.reshape(-1)[hit], 1)[:, None]
     shade = f32(1) + f32(0.09) * u.reshape(-1)[hit] - f32(0.12) * v.reshape(-1)[hit]  # light from the top left
+    flat = image.reshape(-1, 3)
     flat[hit] += (colour[hit // (size * size)] * shade[:, None] - flat[hit]) * alpha
+    return signed <= 0
 
-    # Optional shortcut marker, drawn on top (it may hide a corner of the object; the mask says what is seen).
-    boxes = np.full((n, 4), -1, np.int64)
+
+def _contrasting_colours(rng: np.random.Generator, background_mean: np.ndarray) -> np.ndarray:
+    """A random colour per image, redrawn (then forced dark or light) until it stands out from the background."""
+    f32 = np.float32
+    colour = rng.uniform(0, 1, (background_mean.shape[0], 3)).astype(f32)
+    for _ in range(8):
+        weak = np.linalg.norm(colour - background_mean, axis=1) < 0.5
+        if not weak.any():
+            break
+        colour[weak] = rng.uniform(0, 1, (int(weak.sum()), 3)).astype(f32)
+    weak = np.linalg.norm(colour - background_mean, axis=1) < 0.5
+    colour[weak] = np.where(background_mean[weak] > 0.5, 0.05, 0.95).astype(f32)
+    return colour
+
+
+def _draw_markers(image: np.ndarray, mask: np.ndarray, marker_classes: np.ndarray) -> np.ndarray:
+    """The optional shortcut marker, drawn on top (it may hide a corner of the object; the mask says what is
+    seen); returns each image's marker box (top, left, bottom, right), -1s without one."""
+    boxes = np.full((image.shape[0], 4), -1, np.int64)
     for k in range(len(SHAPE_CLASSES)):
         rows = np.flatnonzero(marker_classes == k)
         if not rows.size:
             continue
         top, left = MARKER_POSITIONS[k]
-        image[rows, top:top + MARKER_SIZE, left:left + MARKER_SIZE, :] = MARKER_COLOURS[k] * f32(0.95)
+        image[rows, top:top + MARKER_SIZE, left:left + MARKER_SIZE, :] = MARKER_COLOURS[k] * np.float32(0.95)
         mask[rows, top:top + MARKER_SIZE, left:left + MARKER_SIZE] = False
         boxes[rows] = (top, left, top + MARKER_SIZE, left + MARKER_SIZE)
-
-    image *= f32(255)
-    image += rng.integers(-15, 16, (n, size, size, 1), dtype=np.int8)  # film grain, in brightness
-    np.clip(image, 0, 255, out=image)
-    return np.rint(image, out=image).astype(np.uint8), mask, boxes
+    return boxes
 
 
 def generate_shapes(n: int, seed: int, marker: str | None = None, size: int = IMAGE_SIZE) -> ShapesBatch:
