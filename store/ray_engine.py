@@ -21,10 +21,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from store.compute import BatchExplainer, decode_batch
+from store.schema import StoreError
 from store.shards import ShardPlan
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -75,8 +75,12 @@ def run_ray(workspace_ref: str, plan: ShardPlan, shards: list[int], sink_add: Ca
             address: str | None = None, concurrency: int = 1, num_gpus: float = 0, device: str | None = None,
             decode_threads: int = 1) -> None:
     """Every batch of ``shards`` through ``RayBatchFunction`` actors; results to ``sink_add`` in index order."""
-    import ray
-    import ray.data
+    try:
+        import ray
+        import ray.data
+    except ImportError as error:
+        raise StoreError(f"--engine ray needs Ray Data ({error}); install it with pip install 'ray[data]', or use "
+                         "--engine local") from None
 
     started = start_ray(address)
     try:
@@ -103,7 +107,3 @@ def run_ray(workspace_ref: str, plan: ShardPlan, shards: list[int], sink_add: Ca
         if started:
             ray.shutdown()
 
-
-def indices_of(plan: ShardPlan, shards: list[int]) -> np.ndarray:
-    return np.concatenate([np.arange(r.start, r.stop) for r in map(plan.index_range, shards)]) if shards else \
-        np.zeros(0, np.int64)
