@@ -70,7 +70,7 @@ class RowFilter:
             for bound, op in (("min", ">="), ("max", "<=")):
                 value = getattr(self, f"{bound}_{column}")
                 if value is not None:
-                    parts.append(f"{column} {op} ?")
+                    parts.append(f"{column} {op} CAST(? AS FLOAT)")  # as stored: 0.2 keeps a row of 0.2
                     params.append(float(value))
         return (" AND ".join(f"({p})" for p in parts) or "TRUE"), params
 
