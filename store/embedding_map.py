@@ -1,5 +1,5 @@
-"""The store's 2-D map of the embeddings: openTSNE fitted on up to ``FIT_MAX`` points, the rest placed by
-``TSNEEmbedding.transform`` (``prepare_partial`` + a short optimisation against the fitted map).
+"""The store's 2-D map of the embeddings: openTSNE fitted on up to ``FIT_MAX`` points, the rest placed into the
+fitted map by ``TSNEEmbedding.prepare_partial`` (each at the median of its nearest fitted neighbours).
 
 Why openTSNE and not UMAP: openTSNE is already a dependency (the dashboard's t-SNE view), it places new points
 into a fitted map, and it is deterministic for a seed; umap-learn is not installed here, so it could not be
@@ -7,7 +7,7 @@ measured against it. The pipeline and settings follow ``gradcam_core.embedding``
 shortened schedule, Barnes-Hut theta 0.8 below 10,000 points, FFT above; exact neighbours up to 10,000, Annoy
 above). TODO(lead): once ``analysis/`` (the moved embedding module) is merged, share its settings table instead
 of this copy; this module calls openTSNE directly because ``embed_tsne`` does not return the fitted map that
-``transform`` needs.
+placing new points needs.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ SETTINGS: dict[str, Any] = {
     "exact_neighbors_max_n": 10_000,
     "bh_max_n": 10_000,
 }
+#: Fitted neighbours whose median position places a new point.
+PLACE_NEIGHBOURS = 25
 #: Below this many points there are no neighbourhoods to speak of: the map is the first two PCA components.
 MIN_TSNE_POINTS = 10
 
@@ -56,7 +58,11 @@ class FittedMap:
         reduced = self.reduce(features)
         if self.embedding is None:
             return _pad_to_2d(reduced)
-        return np.asarray(self.embedding.transform(reduced), dtype=np.float32)
+        # prepare_partial puts each point at the median of its 25 nearest fitted neighbours. transform() then
+        # optimises 250 more iterations: 5x the CPU time (0.8 vs 0.15 ms a point) to move points by ~2% of the
+        # map's spread (measured on 5,000 + 2,000 clustered 512-d points), which matters at 10M points.
+        partial = self.embedding.prepare_partial(reduced, initialization="median", k=PLACE_NEIGHBOURS)
+        return np.asarray(partial, dtype=np.float32).copy()
 
 
 def _pad_to_2d(reduced: np.ndarray) -> np.ndarray:

@@ -169,3 +169,24 @@ def test_unreadable_files_are_skipped_listed_and_kept_across_resumes(folder_ws):
     assert store.skipped == summary.skipped
     paths, labels = store.listing()  # skipped items keep their place, so indices match the test set
     assert paths == ws.test_set.relative_paths and labels.tolist() == ws.test_set.labels.tolist()
+
+
+def test_the_map_is_fitted_on_a_subset_and_places_the_rest(folder_ws, reference_store):
+    from store.embedding_map import fit_map, fit_subset
+    from store.map_stage import build_map, embedding_matrix
+
+    out = folder_ws.parent / "copy.store"
+    shutil.copytree(reference_store, out)
+    info = build_map(out, seed=0, fit_max=12)
+    assert (info["fit_points"], info["placed_points"], info["method"]) == (12, 18, "openTSNE")
+    table = read_table(out)
+    chosen = table["index"].to_numpy()[fit_subset(30, 12, seed=0)]
+    subset = table.filter(pa.array(np.isin(table["index"].to_numpy(), chosen)))
+    fitted = fit_map(embedding_matrix(subset), seed=0)
+    xy = np.stack([subset["map_x"].to_numpy(), subset["map_y"].to_numpy()], axis=1)
+    np.testing.assert_allclose(xy, fitted.xy, rtol=1e-5)  # the subset is the fitted map itself
+    rest = table.filter(pa.array(~np.isin(table["index"].to_numpy(), chosen)))
+    placed = np.stack([rest["map_x"].to_numpy(), rest["map_y"].to_numpy()], axis=1)
+    np.testing.assert_allclose(placed, fitted.place(embedding_matrix(rest)), rtol=1e-5)
+    low, high = fitted.xy.min(axis=0), fitted.xy.max(axis=0)
+    assert ((placed >= low - 1e-3) & (placed <= high + 1e-3)).all()  # medians of fitted neighbours stay inside
