@@ -190,3 +190,26 @@ def test_the_map_is_fitted_on_a_subset_and_places_the_rest(folder_ws, reference_
     np.testing.assert_allclose(placed, fitted.place(embedding_matrix(rest)), rtol=1e-5)
     low, high = fitted.xy.min(axis=0), fitted.xy.max(axis=0)
     assert ((placed >= low - 1e-3) & (placed <= high + 1e-3)).all()  # medians of fitted neighbours stay inside
+
+
+def test_a_shard_write_that_dies_midway_leaves_nothing_visible(folder_ws, monkeypatch):
+    import store.shards
+
+    real_write = store.shards.pq.write_table
+    calls = []
+
+    def dies_in_the_third_shard(table, where, **kwargs):
+        calls.append(where)
+        if len(calls) == 3:
+            with open(where, "wb") as handle:
+                handle.write(b"PAR1 half a shard")
+            raise OSError("disk full")
+        return real_write(table, where, **kwargs)
+
+    monkeypatch.setattr(store.shards.pq, "write_table", dies_in_the_third_shard)
+    out = folder_ws.parent / "pets.store"
+    with pytest.raises(OSError, match="disk full"):
+        precompute(folder_ws, out, shard_size=SHARD_SIZE, batch_size=4, workers=0)
+    assert [p.name for p in shard_files(out)] == ["part-00000.parquet", "part-00001.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["_manifest.json", "part-00000.parquet", "part-00001.parquet"]
+    assert ds.dataset(out, format="parquet").count_rows() == 16
