@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, shard_size=args.shard_size, workers=args.workers, device=args.device,
             limit=args.limit, ray_address=args.ray_address, concurrency=args.concurrency, num_gpus=args.num_gpus,
         )
-    except (StoreError, WorkspaceError) as error:
+    except (StoreError, WorkspaceError, OSError) as error:  # OSError: e.g. --out not writable, disk full
         progress.close()
         print(f"gradcam precompute: error: {error}", file=sys.stderr)
         return 2

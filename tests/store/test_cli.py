@@ -43,6 +43,10 @@ def test_cli_errors_name_the_problem_and_the_fix(folder_ws, capsys):
     assert "batch-size must be at least 1, got 0" in capsys.readouterr().err
     assert main(["precompute", "--workspace", "no-such-workspace", "--out", "x", "--quiet"]) == 2
     assert "unknown workspace 'no-such-workspace'" in capsys.readouterr().err
+    (folder_ws.parent / "notes.txt").write_text("a file, not a folder")
+    assert main(["precompute", "--workspace", str(folder_ws), "--out", str(folder_ws.parent / "notes.txt" / "s"),
+                 "--quiet"]) == 2
+    assert "notes.txt" in capsys.readouterr().err
 
 
 @pytest.mark.slow
