@@ -241,7 +241,7 @@ def feature_dims(workspace: Workspace) -> int:
 
 def _resolve(workspace: Workspace | str | Path, out: str | Path | None) -> tuple[Workspace, str, Path]:
     if isinstance(workspace, Workspace):
-        ws, ref = workspace, str(workspace.toml_path or workspace.name)
+        ws, ref = workspace, str(workspace.toml_path or "")
     else:
         ws, ref = load_workspace(workspace), str(workspace)
     if out is None:
@@ -263,6 +263,9 @@ def precompute(workspace: Workspace | str | Path, out: str | Path | None = None,
     opts = Options(**options)
     opts.check()
     ws, ref, out = _resolve(workspace, out)
+    if opts.engine == "ray" and ws.toml_path is None:
+        raise StoreError(f"workspace {ws.name!r} has no TOML file, and Ray actors load the workspace from one; "
+                         "describe it in a .toml file (see models/README.md) or use --engine local")
     count = len(ws.test_set) if opts.limit is None else min(opts.limit, len(ws.test_set))
     if count == 0:
         raise StoreError(f"workspace {ws.name!r} has an empty test set; there is nothing to precompute")
@@ -281,7 +284,7 @@ def precompute(workspace: Workspace | str | Path, out: str | Path | None = None,
     write_manifest(out, manifest)
     start = time.perf_counter()
     try:
-        written = _image_pass(ws, ref, out, plan, pending, done, opts, manifest, progress)
+        written = _image_pass(ws, out, plan, pending, done, opts, manifest, progress)
         images_seconds = time.perf_counter() - start
         run["images_seconds"] = round(images_seconds, 3)
         manifest["seconds"]["images"] = round(manifest["seconds"]["images"] + images_seconds, 3)
@@ -305,7 +308,7 @@ def _items_in(plan: ShardPlan, shards: list[int]) -> int:
     return sum(len(plan.index_range(s)) for s in shards)
 
 
-def _image_pass(ws: Workspace, ref: str, out: Path, plan: ShardPlan, pending: list[int], done: list[int],
+def _image_pass(ws: Workspace, out: Path, plan: ShardPlan, pending: list[int], done: list[int],
                 opts: Options, manifest: dict, progress: Callable[[Progress], None] | None) -> int:
     """Run the chosen engine over the pending shards; returns how many shards it wrote."""
     run = manifest["runs"][-1]
@@ -326,7 +329,8 @@ def _image_pass(ws: Workspace, ref: str, out: Path, plan: ShardPlan, pending: li
         return table.num_rows
 
     if progress is not None:
-        progress(Progress("images", state["items"], plan.count, "resuming" if done else "", state["shards"]))
+        resuming = f"resuming: {len(done)} of {plan.shards} shards are already in {out}" if done else ""
+        progress(Progress("images", state["items"], plan.count, resuming, state["shards"]))
     if pending and opts.engine == "local":
         from store.local_engine import run_local
 
@@ -335,7 +339,7 @@ def _image_pass(ws: Workspace, ref: str, out: Path, plan: ShardPlan, pending: li
         from store.ray_engine import run_ray
 
         threads = opts.workers if opts.workers is not None else 1
-        run_ray(str(ws.toml_path or ref), plan, pending, add, address=opts.ray_address,
+        run_ray(str(ws.toml_path), plan, pending, add, address=opts.ray_address,
                 concurrency=opts.concurrency, num_gpus=opts.num_gpus, device=opts.device, decode_threads=threads)
     if sink.pending:
         raise StoreError(f"the {opts.engine} engine returned no rows for part of shard(s) {sink.pending[:5]}; "

@@ -141,6 +141,16 @@ class Store:
             "(SELECT * FROM (VALUES (NULL)) WHERE FALSE)"
         self._connection.execute(f"CREATE VIEW store_rows AS SELECT * FROM {source}")
 
+    def close(self) -> None:
+        """Release the DuckDB connection (the Store cannot be queried afterwards)."""
+        self._connection.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}, rows={self.num_rows}, model={self.model_id!r}, status={self.status!r})"
 

@@ -213,3 +213,12 @@ def test_a_shard_write_that_dies_midway_leaves_nothing_visible(folder_ws, monkey
     assert [p.name for p in shard_files(out)] == ["part-00000.parquet", "part-00001.parquet"]
     assert sorted(p.name for p in out.iterdir()) == ["_manifest.json", "part-00000.parquet", "part-00001.parquet"]
     assert ds.dataset(out, format="parquet").count_rows() == 16
+
+
+def test_ray_needs_a_workspace_file_its_actors_can_load(_folder_template, tmp_path):
+    import dataclasses
+
+    in_memory = dataclasses.replace(load_workspace(_folder_template / "workspace.toml"), toml_path=None)
+    with pytest.raises(StoreError, match="no TOML file, and Ray actors load the workspace from one"):
+        precompute(in_memory, tmp_path / "s.store", engine="ray")
+    assert not (tmp_path / "s.store").exists()
