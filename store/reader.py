@@ -133,12 +133,14 @@ class Store:
                              "`gradcam precompute --workspace W --out STORE`")
         self.manifest: dict[str, Any] = manifest
         self.files = shard_files(self.path)
+        if not self.files:
+            raise StoreError(f"the store {str(self.path)!r} holds no rows yet (status {manifest.get('status')!r}); "
+                             "run `gradcam precompute` with the same options to fill it")
         self.num_rows = sum(pq.read_metadata(f).num_rows for f in self.files)
         self._lock = threading.Lock()
         self._connection = duckdb.connect(":memory:")
         self._connection.execute("SET parquet_metadata_cache = true")
-        source = f"read_parquet([{', '.join(_quote(f) for f in self.files)}])" if self.files else \
-            "(SELECT * FROM (VALUES (NULL)) WHERE FALSE)"
+        source = f"read_parquet([{', '.join(_quote(f) for f in self.files)}])"
         self._connection.execute(f"CREATE VIEW store_rows AS SELECT * FROM {source}")
 
     def close(self) -> None:

@@ -147,6 +147,10 @@ def test_an_incomplete_store_says_so_instead_of_misnumbering(tmp_path):
         open_store(store_path).listing()
     with pytest.raises(StoreError, match="not a gradcam store"):
         open_store(tmp_path)
+    for shard in shard_files(store_path):
+        shard.unlink()
+    with pytest.raises(StoreError, match="holds no rows yet"):
+        open_store(store_path)
 
 
 @pytest.mark.parametrize(("n", "wrong_rate"), [(500, 0.1), (300, 0.005), (60, 0.5)])
