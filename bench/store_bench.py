@@ -176,48 +176,35 @@ def hook_vs_second_pass(quick: bool) -> dict:
 
 # ------------------------------------------------------------------------------------------ Ray
 def ray_overhead(quick: bool, tmp: Path) -> dict:
-    """The same precompute on the local engine and on a local Ray (2 CPUs, one actor)."""
+    """The same precompute (shapes) on the local engine and on a local Ray (2 CPUs, one actor), at n and 2n
+    images: the difference of the two runs is the marginal cost of n images, the rest is fixed start-up cost."""
     import ray
 
+    from store import open_store
     from store.precompute import precompute
 
-    n = 128 if quick else 1024
-    options = {"limit": n, "batch_size": 64, "shard_size": 256, "overwrite": True}
-    local_marks, remote_marks = [], []
-    start = time.perf_counter()
-    local = precompute("shapes", tmp / "local.store", progress=_marker(local_marks), **options)
-    local_total = time.perf_counter() - start
-    start = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    init_s = time.perf_counter() - start
-    try:
-        remote = precompute("shapes", tmp / "ray.store", engine="ray", progress=_marker(remote_marks), **options)
-    finally:
-        ray.shutdown()
-    ray_total = time.perf_counter() - start
-    from store import open_store
-
-    same = open_store(tmp / "local.store").rows(range(n), ("index", "pred", "prob", "embedding")).equals(
-        open_store(tmp / "ray.store").rows(range(n), ("index", "pred", "prob", "embedding")))
-    return {"n": n, "local_images_s": local.manifest["runs"][-1]["images_seconds"], "local_total_s": local_total,
-            "ray_init_s": init_s, "ray_images_s": remote.manifest["runs"][-1]["images_seconds"],
-            "ray_total_s": ray_total, "identical": same, "local_steady": _steady_rate(local_marks),
-            "ray_steady": _steady_rate(remote_marks)}
-
-
-def _marker(marks: list):
-    """A progress callback that records (time, images done) after every batch."""
-    def progress(event) -> None:
-        if event.stage == "images" and event.done:
-            marks.append((time.perf_counter(), event.done))
-
-    return progress
-
-
-def _steady_rate(marks: list) -> float:
-    """Images/s from the first batch's arrival to the last (start-up excluded)."""
-    (t0, n0), (t1, n1) = marks[0], marks[-1]
-    return (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
+    n = 64 if quick else 640
+    options = {"batch_size": 64, "shard_size": 256, "overwrite": True}
+    row: dict = {"n": n}
+    for engine in ("local", "ray"):
+        start = time.perf_counter()
+        if engine == "ray":
+            ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+            row["ray_init_s"] = time.perf_counter() - start
+        try:
+            for key, size in (("small", n), ("big", 2 * n)):
+                begin = time.perf_counter()
+                precompute("shapes", tmp / f"{engine}-{size}.store", engine=engine, limit=size, **options)
+                row[f"{engine}_{key}_s"] = time.perf_counter() - begin
+        finally:
+            if engine == "ray":
+                ray.shutdown()
+        row[f"{engine}_marginal_per_s"] = n / (row[f"{engine}_big_s"] - row[f"{engine}_small_s"])
+        row[f"{engine}_fixed_s"] = row[f"{engine}_small_s"] - n / row[f"{engine}_marginal_per_s"]
+    columns = ("index", "pred", "prob", "embedding", "cam_thumb", "map_x")
+    row["identical"] = open_store(tmp / f"local-{2 * n}.store").rows(range(2 * n), columns).equals(
+        open_store(tmp / f"ray-{2 * n}.store").rows(range(2 * n), columns))
+    return row
 
 
 # ------------------------------------------------------------------------------------------ reader
@@ -352,6 +339,10 @@ def per_image_costs(quick: bool, tmp: Path) -> dict:
 
     n = 8 if quick else 64
     costs = {}
+    threads = torch.get_num_threads()
+    # core-seconds per image, whatever else runs on the machine; with 2 intra-op threads the idle one's OpenMP
+    # spin-wait counted as CPU time and made a 1.6 ms transform look like 18 ms (same wall time)
+    torch.set_num_threads(1)
     for label, size in (("jpeg_500x375", (375, 500)), ("jpeg_256", (256, 256))):
         root = tmp / f"decode-{label}"
         from PIL import Image
@@ -364,8 +355,6 @@ def per_image_costs(quick: bool, tmp: Path) -> dict:
         costs[f"decode_{label}_ms"] = 1000 * seconds / n
         costs[f"bytes_{label}"] = sum(p.stat().st_size for p in (root / "c0").iterdir()) / n
     batch = 8 if quick else 32
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # core-seconds per image, whatever else runs on the machine
     for arch in ("resnet18", "resnet50"):
         torch.manual_seed(0)
         model = torchvision.models.get_model(arch, weights=None).eval()
@@ -454,17 +443,15 @@ def render(thr, hook, ray_row, reader, folder, costs, maps) -> str:
               f"Penultimate features, batch of {hook['batch']} (shapes): explain alone {hook['explain_s'] * 1000:.0f} "
               f"ms, explain + hook on the classifier {hook['hook_s'] * 1000:.0f} ms, a second no-grad pass "
               f"(`engine.features`) {hook['second_pass_s'] * 1000:.0f} ms more — so the hook it is.", "",
-              "| Ray overhead (shapes, local Ray with 2 CPUs, 1 actor) | local engine | Ray engine |",
-              "|---|---:|---:|",
-              f"| per-image pass, {ray_row['n']} images | {ray_row['local_images_s']:.1f} s "
-              f"({_rate(ray_row['n'], ray_row['local_images_s'])}/s) | {ray_row['ray_images_s']:.1f} s "
-              f"({_rate(ray_row['n'], ray_row['ray_images_s'])}/s) |",
-              f"| after the first batch (steady state) | {ray_row['local_steady']:,.1f}/s | "
-              f"{ray_row['ray_steady']:,.1f}/s |",
-              f"| whole run (Ray: + `ray.init` {ray_row['ray_init_s']:.1f} s) | {ray_row['local_total_s']:.1f} s | "
-              f"{ray_row['ray_total_s']:.1f} s |", "",
-              f"Rows identical: {ray_row['identical']}. Ray's per-image pass includes starting the actor (imports, "
-              "loading the workspace once); the steady-state row is the cost per batch after that.", ""]
+              "| Ray overhead (shapes, local Ray with 2 CPUs, 1 actor; whole `precompute` runs) | local engine | "
+              "Ray engine |", "|---|---:|---:|",
+              f"| {ray_row['n']} images | {ray_row['local_small_s']:.1f} s | {ray_row['ray_small_s']:.1f} s |",
+              f"| {2 * ray_row['n']} images | {ray_row['local_big_s']:.1f} s | {ray_row['ray_big_s']:.1f} s |",
+              f"| marginal rate (difference of the two) | {ray_row['local_marginal_per_s']:,.0f} images/s | "
+              f"{ray_row['ray_marginal_per_s']:,.0f} images/s |",
+              f"| fixed cost per run (start-up, map, manifest) | {ray_row['local_fixed_s']:.1f} s | "
+              f"{ray_row['ray_fixed_s']:.1f} s (+ `ray.init` {ray_row['ray_init_s']:.1f} s once) |", "",
+              f"Rows identical (index, pred, prob, embedding, cam_thumb, map_x): {ray_row['identical']}.", ""]
     lines += render_reader(reader)
     lines += ["", f"A folder of {folder['n']:,} tiny PNGs (written in {folder['write_s']:.0f} s, so the page cache is "
               f"warm): `FolderImageSet` opens it in {folder['open_s']:.2f} s (directory walk), "
