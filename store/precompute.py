@@ -27,6 +27,7 @@ from store.schema import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     STORE_FORMAT,
+    THUMB_SIZE,
     StoreError,
     column_list,
     read_manifest,
@@ -207,8 +208,9 @@ def new_manifest(workspace: Workspace, workspace_ref: str, identity: dict, optio
         "counts": {"images": identity["images"], "rows": 0, "skipped": 0, "shards": 0},
         "skipped": [],
         "cam": {"layer": workspace.default_layer, "method": "gradcam", "target": "pred",
-                "thumb_shape": [16, 16], "peak": "cam_peak_y/x: centre of the map's maximum cell, as a fraction of "
-                "the image height/width from the top-left; null for an all-zero map"},
+                "thumb_shape": [THUMB_SIZE, THUMB_SIZE],
+                "peak": "cam_peak_y/x: centre of the map's maximum cell, as a fraction of the image height/width from "
+                        "the top-left; null for an all-zero map"},
         "embedding": None,
         "map": {"status": "pending"},
         "columns": column_list(),
