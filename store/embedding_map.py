@@ -3,11 +3,11 @@ fitted map by ``TSNEEmbedding.prepare_partial`` (each at the median of its neare
 
 Why openTSNE and not UMAP: openTSNE is already a dependency (the dashboard's t-SNE view), it places new points
 into a fitted map, and it is deterministic for a seed; umap-learn is not installed here, so it could not be
-measured against it. The pipeline and settings follow ``gradcam_core.embedding`` (centre, PCA to 50 dims,
-shortened schedule, Barnes-Hut theta 0.8 below 10,000 points, FFT above; exact neighbours up to 10,000, Annoy
-above). TODO(lead): once ``analysis/`` (the moved embedding module) is merged, share its settings table instead
-of this copy; this module calls openTSNE directly because ``embed_tsne`` does not return the fitted map that
-placing new points needs.
+measured against it. The pipeline and settings follow the dashboard's t-SNE (``gradcam_core.embedding``, moving
+to ``analysis.embedding``): centre, PCA to 50 dims, shortened schedule, Barnes-Hut theta 0.8 below 10,000 points,
+FFT above; exact neighbours up to 10,000, Annoy above. TODO(lead): with ``analysis/`` merged, take the numbers
+from ``analysis.embedding.TSNE_SETTINGS`` instead of this copy. This module calls openTSNE directly because
+``embed_tsne`` does not return the fitted map that placing new points needs.
 """
 
 from __future__ import annotations
