@@ -14,7 +14,7 @@ from dashboard.sampling import filter_options, sample_gallery
 from models import FolderImageSet, ImageTransform
 from store import RowFilter, StoreError, open_store
 from store.reader import MAP_COLUMNS
-from store.schema import ROW_SCHEMA, THUMB_SIZE, shard_files, write_manifest
+from store.schema import ROW_SCHEMA, THUMB_SIZE, shard_files, shard_name, temporary_path, write_manifest
 from store.shards import write_shard
 
 CLASS_NAMES = ["cat", "dog", "fox"]
@@ -163,13 +163,14 @@ def test_the_seeded_draw_equals_the_dashboards(tmp_path, n, wrong_rate):
 
 
 def test_both_readers_read_the_store_and_ignore_temporary_files(known):
-    (known.path / "_part-00002.parquet.tmp").write_bytes(b"half a shard")
+    half_written = temporary_path(known.path / shard_name(2))  # what a killed writer leaves behind
+    half_written.write_bytes(b"PAR1 half a shard")
     try:
         assert ds.dataset(known.path, format="parquet").count_rows() == 12
         glob = str(known.path / "**" / "*.parquet")
         assert duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall() == [(12,)]
     finally:
-        (known.path / "_part-00002.parquet.tmp").unlink()
+        half_written.unlink()
 
 
 def test_one_store_serves_many_threads(known):
