@@ -19,9 +19,21 @@ def test_unknown_layer_suggests_close_matches(images):
         CamEngine(model, device="cpu").explain(images, layers=["features.3"])
 
 
-def test_a_layer_that_is_not_a_conv_is_named_with_its_type(net, images):
-    with pytest.raises(ValueError, match=r"layer '1' is a ReLU, not an nn.Conv2d"):
-        CamEngine(net, device="cpu").explain(images, layers=["1"])
+def test_a_layer_whose_output_is_no_feature_map_is_named_with_its_type_and_shape(net, images):
+    engine = CamEngine(net, device="cpu")
+    with pytest.raises(ValueError, match=r"layer '10' is a Linear that gives an output of shape \(3, 4\), which "
+                                         r"is not a feature map.*list_cam_layers\(model\).*reshape=callable"):
+        engine.explain(images, layers=["10"])
+    assert hook_count(net) == 0
+    with pytest.raises(ValueError, match=r"layer '9' is a Flatten"):
+        engine.activations(images, ["9"])
+
+
+def test_a_container_that_is_no_feature_map_lists_the_cam_layers_inside_it(images):
+    model = _Wrapped("tuple")  # body: the whole tiny net, whose output is (B, 4) logits
+    with pytest.raises(ValueError, match=r"layer 'body' is a Sequential.*CAM layers inside it: 'body.0', 'body.2', "
+                                         r"'body.6' \("):
+        CamEngine(model, device="cpu").explain(images, layers=["body"])
 
 
 def test_a_layer_that_does_not_influence_the_target_is_named(images):
