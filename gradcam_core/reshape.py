@@ -72,23 +72,15 @@ def token_grid(
 ) -> tuple[int, int, int] | None:
     """How N tokens of an (H, W) input split into leading extra tokens and a patch grid: ``(extra, h, w)`` or None.
 
-    Candidate grids are (H / p, W / p) for every patch size p dividing both sides (then, if none fits, rounded
-    up or down for models that pad). The grid with the fewest extra tokens wins, unless the model declares how
-    many it has (timm's ``num_prefix_tokens``); there must be fewer extra tokens than patches.
+    Candidate grids are (H / p, W / p) for every patch size p dividing both sides. The grid with the fewest extra
+    tokens, and there must be fewer extra tokens than patches, unless the model declares how many it has (timm's
+    ``num_prefix_tokens``). (An input the patch size does not divide, padded by the model, needs ``reshape=``.)
     """
     height, width = input_hw
-    exact = {(height // p, width // p) for p in range(1, min(height, width) + 1) if height % p == 0 and width % p == 0}
-    rounded = {(-(-height // p), -(-width // p)) for p in range(1, min(height, width) + 1)}
-    rounded |= {(height // p, width // p) for p in range(1, min(height, width) + 1)}
-    for grids in (exact, rounded):
-        fits = sorted((num_tokens - h * w, h, w) for h, w in grids if 0 <= num_tokens - h * w < h * w)
-        if extra_hint is not None:
-            hinted = [f for f in fits if f[0] == extra_hint]
-            if hinted:
-                return hinted[0]
-        if fits:
-            return fits[0]
-    return None
+    grids = {(height // p, width // p) for p in range(1, min(height, width) + 1) if height % p == 0 and width % p == 0}
+    hinted = [(extra_hint, h, w) for h, w in grids if num_tokens - h * w == extra_hint]
+    fits = sorted((num_tokens - h * w, h, w) for h, w in grids if 0 <= num_tokens - h * w < h * w)
+    return (hinted or fits or [None])[0]
 
 
 def infer_layout(
