@@ -161,6 +161,7 @@ def test_list_cam_layers_of_swin_and_convnext():
     convnext = torchvision.models.convnext_tiny(weights=None)
     layers = list_cam_layers(convnext, (64, 64))
     assert {"features.1.0", "features.1.0.block.2", "features.7.2"} <= set(layers)
+    assert "classifier.0" not in layers, "the norm after global pooling has a 1 x 1 grid: no place to show"
     assert set(list_conv_layers(convnext)) <= set(layers)
 
 
