@@ -83,6 +83,21 @@ def test_token_and_channels_last_outputs_give_the_maps_of_the_conv_they_came_fro
     assert hook_count(model) == 0
 
 
+@pytest.mark.parametrize("kind", ["tokens", "channels_last"])
+def test_several_targets_at_a_token_layer_equal_single_target_calls(kind, wide_images):
+    model = TokenNet(kind, extra=2)
+    engine = CamEngine(model, device="cpu")
+    methods = ("gradcam", "gradcampp", "layercam")
+    batched = engine.explain_topk(wide_images, k=3, layers=["to_tokens"], methods=methods)
+    assert batched.cams["gradcam"]["to_tokens"].shape == (2, 3, *GRID)
+    for j in range(3):
+        single = engine.explain(wide_images, layers=["to_tokens"], targets=batched.targets[:, j].tolist(),
+                                methods=methods)
+        for method in methods:
+            np.testing.assert_allclose(batched.cams[method]["to_tokens"][:, j], single.cams[method]["to_tokens"],
+                                       atol=1e-5, err_msg=f"{method} target {j}")
+
+
 def test_register_tokens_declared_by_the_model_are_dropped_even_on_a_tiny_grid():
     # 2 x 2 patches after 1 class + 4 register tokens: 9 tokens would also read as a 3 x 3 grid with no extras,
     # so only the model's own count (timm's num_prefix_tokens) can tell; without it the layer is refused.
