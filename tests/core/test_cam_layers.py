@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import hook_count
+from core_helpers import hook_count
 from torch import nn
 
 from gradcam_core import CamEngine, layer_output_shapes, list_cam_layers, list_conv_layers

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import hook_count, tiny_net
+from core_helpers import hook_count, tiny_net
 from torch import nn
 
 from gradcam_core import CamEngine

@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from conftest import hook_count
+from core_helpers import hook_count
 from torchvision.models import resnet18
 
 from gradcam_core import CamEngine
