@@ -49,7 +49,8 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> floa
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
     """Median seconds of each function, timed in turns (a, b, a, b, ...) so that a noisy moment on a shared
-    machine hits every one alike; what to compare are the ratios."""
+    machine hits every one alike; plus ``"<a>/<b>"``: the median of the ratios of the first function's time to
+    each other's within the same turn (what to compare when the machine is busy)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -59,7 +60,12 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, warm
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    result = {name: statistics.median(values) for name, values in samples.items()}
+    first, *others = fns
+    for other in others:
+        result[f"{first}/{other}"] = statistics.median(a / b for a, b in zip(samples[first], samples[other],
+                                                                               strict=True))
+    return result
 
 
 def machine_line(device: torch.device) -> str:
@@ -309,12 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"_{machine_line(device)}; load average {', '.join(f'{v:.1f}' for v in os.getloadavg())}_\n")
     print(f"Grad-CAM for every Conv2d of {args.arch}, one {args.size}x{args.size} image; floor = forward + "
           "backward to the input, timed in turns with ours\n")
-    print("| run | ours | floor | ours / floor | forward + backward with weight grads |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| run | ours | floor | ours / floor (medians) | median of paired ratios | forward + backward with "
+          "weight grads |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for run in range(1, args.runs + 1):
         row = layer_sweep(args.arch, args.size, args.repeats, device, peers=False)
         print(f"| {run} | {row['ours_s'] * 1000:.1f} ms | {row['floor_s'] * 1000:.1f} ms | "
-              f"**{row['ours_s'] / row['floor_s']:.3f}×** | {row['weights_floor_s'] * 1000:.1f} ms |", flush=True)
+              f"**{row['ours_s'] / row['floor_s']:.3f}×** | {row['ours_s/floor_s']:.3f}× | "
+              f"{row['weights_floor_s'] * 1000:.1f} ms |", flush=True)
     if not args.no_vit:
         row = cam_layer_sweep("vit_b_16", 224, max(3, args.repeats // 3), device)
         print(f"\nvit_b_16, every one of its {row['layers']} CAM layers, one 224x224 image: ours "
