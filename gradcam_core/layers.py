@@ -121,7 +121,7 @@ def layout_for(module: nn.Module, shape: Sequence[int], input_hw: tuple[int, int
     when both readings fit."""
     if custom is not None:
         return FeatureLayout(CUSTOM, custom=custom)
-    return infer_layout(shape, input_hw, channels_first=isinstance(module, nn.Conv2d),
+    return infer_layout(tuple(shape), tuple(input_hw), channels_first=isinstance(module, nn.Conv2d),
                         prefer_channels_last=isinstance(module, nn.LayerNorm), extra_tokens_hint=hint)
 
 

@@ -16,7 +16,9 @@ def weighted_sum(weights: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
     """sum_c weights[n, c] * acts[n, c] -> (N, h, w), as one batched matrix product over a view of ``acts``
     (``einsum`` copied the activations first and took ~3x as long over resnet50's 53 layers)."""
     n, _, h, w = acts.shape
-    return torch.bmm(weights.unsqueeze(1).to(acts.dtype), acts.flatten(2)).view(n, h, w)
+    if weights.dtype != acts.dtype:
+        weights = weights.to(acts.dtype)
+    return torch.bmm(weights.unsqueeze(1), acts.flatten(2)).view(n, h, w)
 
 
 class CamMethod:

@@ -83,6 +83,7 @@ def token_grid(
     return (hinted or fits or [None])[0]
 
 
+@functools.lru_cache(maxsize=4096)  # called by every hook of every pass; the answer depends on these values only
 def infer_layout(
     shape: Sequence[int],
     input_hw: tuple[int, int],
