@@ -2,10 +2,14 @@
 
 Every number is a median over several runs after a warm-up; the ratios are what to read (absolute times
 depend on the machine, which is recorded with the table).
+
+    python -m bench.engine_bench                 # the resnet50 sweep vs its floor, 3 runs, and vit_b_16 once
+    python -m bench.engine_bench --runs 5 --arch resnet18 --size 128 --no-vit
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torchvision import models as tv
 
-from gradcam_core import CamEngine, list_conv_layers
+from gradcam_core import CamEngine, list_cam_layers, list_conv_layers
 
 
 @dataclass
@@ -41,6 +45,27 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> floa
         fn()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds of each function, timed in turns (a, b, a, b, ...) so that a noisy moment on a shared
+    machine hits every one alike; plus ``"<a>/<b>"``: the median of the ratios of the first function's time to
+    each other's within the same turn (what to compare when the machine is busy)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    result = {name: statistics.median(values) for name, values in samples.items()}
+    first, *others = fns
+    for other in others:
+        result[f"{first}/{other}"] = statistics.median(a / b for a, b in zip(samples[first], samples[other],
+                                                                               strict=True))
+    return result
 
 
 def machine_line(device: torch.device) -> str:
@@ -72,10 +97,17 @@ def _torchcam_call(model, layer_name: str, images, target: int):
 
 
 def bare_forward_backward(model, images, target: int) -> None:
-    """The floor for any gradient CAM: one forward and one ordinary backward of the class score."""
+    """One forward and one ordinary backward of the class score (weight gradients included)."""
     model.zero_grad(set_to_none=True)
     model(images)[:, target].sum().backward()
     model.zero_grad(set_to_none=True)
+
+
+def forward_backward_to_input(model, images, target: int) -> None:
+    """The floor of an all-layer sweep: one forward and one backward of the class score to the input, no weight
+    gradients (the least a map at the first layer needs)."""
+    x = images.clone().requires_grad_(True)
+    torch.autograd.grad(model(x)[:, target].sum(), x)
 
 
 def _sync(device):
@@ -85,7 +117,8 @@ def _sync(device):
 
 # ------------------------------------------------------------------------------------------- sections
 def layer_sweep(arch: str, size: int, repeats: int, device: torch.device, peers: bool = True) -> dict:
-    """Grad-CAM for every Conv2d on one image: ours in one pass vs each peer once per layer vs the floor."""
+    """Grad-CAM for every Conv2d on one image: ours in one pass vs the floor (forward + backward to the input,
+    timed in turns with ours) vs a plain forward + backward with weight gradients vs each peer once per layer."""
     model = build(arch, device)
     images = torch.randn(1, 3, size, size, device=device, generator=None)
     engine = CamEngine(model, device=device)
@@ -98,11 +131,15 @@ def layer_sweep(arch: str, size: int, repeats: int, device: torch.device, peers:
         _sync(device)
 
     def floor():
+        forward_backward_to_input(model, images, target)
+        _sync(device)
+
+    def with_weights():
         bare_forward_backward(model, images, target)
         _sync(device)
 
-    row = {"arch": arch, "size": size, "layers": len(layers),
-           "ours_s": median_time(ours, repeats), "floor_s": median_time(floor, repeats)}
+    times = interleaved_medians({"ours_s": ours, "floor_s": floor, "weights_floor_s": with_weights}, repeats)
+    row = {"arch": arch, "size": size, "layers": len(layers), **times}
     if peers:
         peer_repeats = max(1, repeats // 3)
         row["pgc_s"] = median_time(lambda: [_pgc_call(model, modules[n], images, target) for n in layers],
@@ -110,6 +147,35 @@ def layer_sweep(arch: str, size: int, repeats: int, device: torch.device, peers:
         row["torchcam_s"] = median_time(lambda: [_torchcam_call(model, n, images, target) for n in layers],
                                         peer_repeats)
     return row
+
+
+def cam_layer_sweep(arch: str, size: int, repeats: int, device: torch.device) -> dict:
+    """Grad-CAM at every CAM layer (``list_cam_layers``: for a ViT, every block and norm) of one image, in one
+    pass, next to a bare forward + backward (weight gradients included) and one to the input only."""
+    model = build(arch, device)
+    with torch.no_grad():  # torchvision zero-initialises a ViT head: give it weights, or every gradient is 0
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear) and not module.weight.any():
+                module.weight.normal_(0, 0.02, generator=torch.Generator(device).manual_seed(0))
+    images = torch.randn(1, 3, size, size, device=device)
+    engine = CamEngine(model, device=device)
+    layers = list_cam_layers(model, (size, size))
+    target = 1
+
+    def ours():
+        engine.explain(images, layers=layers, targets=target)
+        _sync(device)
+
+    def bare():
+        bare_forward_backward(model, images, target)
+        _sync(device)
+
+    def to_input():
+        forward_backward_to_input(model, images, target)
+        _sync(device)
+
+    times = interleaved_medians({"ours_s": ours, "bare_s": bare, "floor_s": to_input}, repeats)
+    return {"arch": arch, "size": size, "layers": len(layers), **times}
 
 
 def topk_targets(arch: str, size: int, repeats: int, device: torch.device, k: int = 5) -> dict:
@@ -160,7 +226,7 @@ def gallery(arch: str, size: int, repeats: int, device: torch.device, n: int = 2
 _RSS_CHILD = r"""
 import json, sys, torch
 from torchvision import models as tv
-from gradcam_core import CamEngine, list_conv_layers
+from gradcam_core import CamEngine, list_cam_layers, list_conv_layers
 
 def status(key):
     for line in open("/proc/self/status"):
@@ -233,3 +299,38 @@ def limits(arch: str, size: int, repeats: int, device: torch.device, n: int = 20
         "batch_forward_s": statistics.median(batched),
         "n": n,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.engine_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="resnet50")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--runs", type=int, default=3, help="separate sweep measurements (default 3)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed turns per run (default 15)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-vit", action="store_true", help="skip the vit_b_16 every-CAM-layer measurement")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    print(f"_{machine_line(device)}; load average {', '.join(f'{v:.1f}' for v in os.getloadavg())}_\n")
+    print(f"Grad-CAM for every Conv2d of {args.arch}, one {args.size}x{args.size} image; floor = forward + "
+          "backward to the input, timed in turns with ours\n")
+    print("| run | ours | floor | ours / floor (medians) | median of paired ratios | forward + backward with "
+          "weight grads |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for run in range(1, args.runs + 1):
+        row = layer_sweep(args.arch, args.size, args.repeats, device, peers=False)
+        print(f"| {run} | {row['ours_s'] * 1000:.1f} ms | {row['floor_s'] * 1000:.1f} ms | "
+              f"**{row['ours_s'] / row['floor_s']:.3f}×** | {row['ours_s/floor_s']:.3f}× | "
+              f"{row['weights_floor_s'] * 1000:.1f} ms |", flush=True)
+    if not args.no_vit:
+        row = cam_layer_sweep("vit_b_16", 224, max(3, args.repeats // 3), device)
+        print(f"\nvit_b_16, every one of its {row['layers']} CAM layers, one 224x224 image: ours "
+              f"{row['ours_s'] * 1000:.0f} ms; bare forward + backward {row['bare_s'] * 1000:.0f} ms "
+              f"({row['ours_s'] / row['bare_s']:.2f}×); forward + backward to the input "
+              f"{row['floor_s'] * 1000:.0f} ms ({row['ours_s'] / row['floor_s']:.2f}×)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

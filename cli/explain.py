@@ -39,9 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gradcam_core import list_cam_layers
     from gradcam_core.images import ImageLoadError, load_image
     from models import WorkspaceError, load_workspace
-    from models.layer_choice import list_cam_layers
 
     if not 0.0 <= args.alpha <= 1.0:
         return _fail(f"--alpha must be in [0, 1], got {args.alpha}")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     except (WorkspaceError, FileNotFoundError) as error:
         return _fail(str(error))
     if args.list_layers:
-        print("\n".join(list_cam_layers(workspace.model)))
+        print("\n".join(list_cam_layers(workspace.model, workspace.input_size)))
         return 0
     if args.image is None:
         return _fail("give an image file to explain (or --list-layers)")

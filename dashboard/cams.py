@@ -43,14 +43,15 @@ def _package(result, target: int | None) -> SampleCams:
 @st.cache_data(show_spinner=False, max_entries=64)
 def explain_sample(model_id: str, sample_key: str, target: int, _loaded: LoadedWorkspace,
                    _tensor: torch.Tensor) -> SampleCams:
-    """Every gradient-based method at every Conv2d for one image and one target: one forward, one backward.
+    """Every gradient-based method at every layer of the picker (Conv2d, then transformer blocks) for one image
+    and one target: one forward, one backward.
 
     Keyed by (model id, sample key, target): switching layer or between these methods, or moving the
     opacity/colormap, reuses it. The misclassified comparison asks for the predicted and the true class as two
     entries, which on a CPU was faster than the engine's batched-over-targets backward for K=2 when measured.
     """
     with _loaded.lock:
-        result = _loaded.engine.explain(_tensor, layers=None, targets=int(target), methods=GRADIENT_METHODS)
+        result = _loaded.engine.explain(_tensor, layers=_loaded.layers, targets=int(target), methods=GRADIENT_METHODS)
     return _package(result, int(target))
 
 
@@ -62,7 +63,7 @@ def explain_without_gradients(model_id: str, sample_key: str, method: str, _load
     first paint never waits for its per-layer work (Eigen-CAM's eigendecompositions were the slowest part of a
     ResNet-50 pass when measured). One method per call: a perturbation method added later must not be computed
     at every layer because another gradient-free method was picked."""
-    result = _loaded.engine.explain(_tensor, layers=None, methods=(method,))
+    result = _loaded.engine.explain(_tensor, layers=_loaded.layers, methods=(method,))
     return _package(result, None)
 
 

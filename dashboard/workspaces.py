@@ -16,7 +16,7 @@ import streamlit as st
 import torch
 
 from dashboard.argv import workspace_from_argv
-from gradcam_core import CamEngine, layer_output_shapes, list_conv_layers
+from gradcam_core import CamEngine, layer_output_shapes, list_cam_layers, list_conv_layers
 from models import list_workspaces, load_workspace
 
 
@@ -27,7 +27,7 @@ class LoadedWorkspace:
     key: str  # what the picker and the URL use: a bundled name or the --workspace path
     workspace: Any  # models.Workspace
     engine: CamEngine
-    layers: list[str]  # list_conv_layers(model), in named_modules() order
+    layers: list[str]  # the picker's layers: every Conv2d, then the token-grid layers (transformer blocks, norms)
     layer_shapes: dict[str, tuple[int, int, int]]  # layer -> (C, H, W) of its output for the input size
 
     @property
@@ -64,11 +64,13 @@ class LoadedWorkspace:
 
 
 def workspace_choices(cli_workspace: str | None = None) -> list[str]:
-    """The picker's options: the ``--workspace`` file first (it is what the user asked for), then the bundled
-    workspaces, default first."""
+    """The picker's options: the ``--workspace`` file or name first (it is what the user asked for), then the
+    bundled workspaces, default first."""
     cli_workspace = workspace_from_argv() if cli_workspace is None else cli_workspace
     bundled = list(list_workspaces())
-    return ([cli_workspace] if cli_workspace and cli_workspace not in bundled else []) + bundled
+    if not cli_workspace:
+        return bundled
+    return [cli_workspace, *(name for name in bundled if name != cli_workspace)]
 
 
 def workspace_label(key: str) -> str:
@@ -83,9 +85,17 @@ def load(key: str) -> LoadedWorkspace:
     workspace = load_workspace(key)
     engine = CamEngine(workspace.model)
     with engine.lock:
-        layers = list_conv_layers(workspace.model)
-        shapes = layer_output_shapes(workspace.model, tuple(workspace.input_size)) if layers else {}
+        layers = picker_layers(workspace.model, tuple(workspace.input_size))
+        shapes = layer_output_shapes(workspace.model, tuple(workspace.input_size), layers) if layers else {}
     return LoadedWorkspace(key=key, workspace=workspace, engine=engine, layers=layers, layer_shapes=shapes)
+
+
+def picker_layers(model, input_size: tuple[int, int]) -> list[str]:
+    """The layer picker's list: every Conv2d first (shallow to deep), then the layers whose output is a token grid
+    (transformer blocks and their norms) where the model has them."""
+    convs = list_conv_layers(model)
+    known = set(convs)
+    return convs + [name for name in list_cam_layers(model, input_size) if name not in known]
 
 
 def uses_shortcut(workspace: Any) -> bool:

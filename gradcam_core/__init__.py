@@ -7,7 +7,7 @@
 """
 
 from gradcam_core.engine import CamEngine, CamResult, logits_from_output, pick_device, softmax
-from gradcam_core.layers import layer_output_shapes, list_conv_layers, resolve_layers
+from gradcam_core.layers import layer_output_shapes, list_cam_layers, list_conv_layers, resolve_layers
 from gradcam_core.methods import CAM_METHODS, METHOD_NAMES, normalise_maps
 from gradcam_core.render import COLORMAPS, colorize, denormalise, heatmap_image, overlay, upsample
 
@@ -21,6 +21,7 @@ __all__ = [
     "denormalise",
     "heatmap_image",
     "layer_output_shapes",
+    "list_cam_layers",
     "list_conv_layers",
     "logits_from_output",
     "normalise_maps",

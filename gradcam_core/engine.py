@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from gradcam_core.layers import resolve_layers
+from gradcam_core.layers import (
+    CapturedOutput,
+    NotAFeatureMap,
+    OutputCapture,
+    Reshape,
+    custom_reshape,
+    extra_tokens_hint,
+    first_tensor,
+    layout_for,
+    not_a_feature_map,
+    resolve_layers,
+)
 from gradcam_core.methods import CamMethod, normalise_maps, resolve_methods
 from gradcam_core.state import model_lock, preserved_model_state
 
@@ -81,13 +93,97 @@ def logits_from_output(output: Any, batch_size: int | None = None) -> torch.Tens
     return tensor
 
 
-class CamEngine:
-    """Grad-CAM and friends for any PyTorch image classifier, for every Conv2d at once.
+# model -> sets of layer names whose backward must run down to the input image (see _streamed_gradient_maps)
+_ROOT_AT_INPUT: weakref.WeakKeyDictionary[nn.Module, set[frozenset[str]]] = weakref.WeakKeyDictionary()
 
-    One ``explain`` call runs one forward pass with a forward hook on each requested Conv2d (capturing its
-    output before any in-place op that follows), one ``torch.autograd.grad`` for all layers (batched over
-    targets when several are asked for), and computes each method's maps from those tensors. Calls are
-    serialised per model with a lock, so one engine can serve several threads.
+
+def _unused_layers_error(unused: Sequence[str]) -> ValueError:
+    return ValueError(
+        f"the output of layer(s) {', '.join(repr(n) for n in unused[:5])} does not influence the class score "
+        "(no gradient reaches it on the way from the score back to the image), so a gradient-based CAM would be "
+        "meaningless; pick a layer on the path to the classifier (or use 'eigencam', which needs no gradient)"
+    )
+
+
+def _streamed_gradient_maps(scores, root, captured, names, methods) -> tuple[dict, list[str]]:
+    """One target per image: one backward from the score, and each layer's maps computed in a tensor hook the
+    moment its gradient dScore/dA is complete, so no gradient outlives its maps. Returns the maps and the layers
+    whose gradient never came.
+
+    The backward runs down to ``root``: the input image, or (None) the first layer the forward pass reached,
+    which saves the first layer's own backward (4-5% of a resnet50 or vit_b_16 pass) and reaches every layer
+    downstream of it, i.e. all of them in a network with one stem. Holding every layer's gradient until the end
+    instead (what ``torch.autograd.grad(score, activations)`` does) made the allocator take fresh pages for the
+    rest of the backward: ~40 MB and 10k page faults per resnet50 sweep. The hooks sit on the kept output tensors
+    themselves, not on modules.
+    """
+    raw: dict[str, dict[str, torch.Tensor]] = {m.name: {} for m in methods}
+
+    def make_hook(name: str, entry: CapturedOutput):
+        def on_gradient(grad):
+            with torch.no_grad():
+                acts, grads = entry.feature_map(name), entry.layout.apply(grad, name)
+                for method in methods:
+                    raw[method.name][name] = method.raw_map(acts, grads).unsqueeze(1)
+
+        return on_gradient
+
+    if root is None:
+        root = next((entry.output for entry in captured.values() if entry.output.requires_grad), None)
+    handles = []
+    try:
+        for name in names:
+            output = captured[name].output
+            if output.requires_grad:
+                handles.append(output.register_hook(make_hook(name, captured[name])))
+        if root is not None:
+            torch.autograd.grad(scores.sum(), root, allow_unused=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return raw, [name for name in names if name not in raw[methods[0].name]]
+
+
+def _batched_gradient_maps(scores, captured, names, methods) -> dict[str, dict[str, torch.Tensor]]:
+    """K targets per image: dScore_k/dA for every layer from one batched backward, then the maps."""
+    k, batch = scores.shape[1], scores.shape[0]
+    acts = [captured[name].output for name in names]
+    unused = [name for name, a in zip(names, acts, strict=True) if not a.requires_grad]
+    if unused:
+        raise _unused_layers_error(unused)
+    eye = torch.eye(k, device=scores.device, dtype=scores.dtype)
+    grad_outputs = eye[:, None, :].expand(k, batch, k)
+    try:
+        grads = torch.autograd.grad(scores, acts, grad_outputs=grad_outputs, is_grads_batched=True,
+                                    allow_unused=True)
+    except RuntimeError:
+        # An op without a batching rule: one backward per target on the same graph.
+        per_target = [torch.autograd.grad(scores[:, j].sum(), acts, retain_graph=j < k - 1, allow_unused=True)
+                      for j in range(k)]
+        grads = [None if parts[0] is None else torch.stack(parts) for parts in zip(*per_target, strict=True)]
+    unused = [name for name, g in zip(names, grads, strict=True) if g is None]
+    if unused:
+        raise _unused_layers_error(unused)
+    raw: dict[str, dict[str, torch.Tensor]] = {m.name: {} for m in methods}
+    with torch.no_grad():
+        for name, grad in zip(names, grads, strict=True):
+            entry = captured[name]
+            layer_acts = entry.feature_map(name)  # (B, C, h, w)
+            layer_grads = entry.layout.apply(grad.flatten(0, 1), name)  # (K*B, C, h, w), target-major
+            acts_k = layer_acts.unsqueeze(0).expand(k, *layer_acts.shape).reshape(layer_grads.shape)
+            for method in methods:
+                maps = method.raw_map(acts_k, layer_grads)
+                raw[method.name][name] = maps.reshape(k, batch, *maps.shape[1:]).transpose(0, 1)
+    return raw
+
+
+class CamEngine:
+    """Grad-CAM and friends for any PyTorch image classifier, for every layer at once.
+
+    One ``explain`` call runs one forward pass with a forward hook on each requested layer (keeping its output as
+    it left the module, see ``OutputCapture``), one backward for all layers (batched over targets when several
+    are asked for), and computes each method's maps from those tensors (see ``_streamed_gradient_maps``). Calls
+    are serialised per model with a lock, so one engine can serve several threads.
 
     The caller's model is left as it was (training flags, ``requires_grad``, ``.grad``, hooks), also when a
     call raises. The one change the constructor makes is placing the model on ``device``.
@@ -174,108 +270,106 @@ class CamEngine:
         return matrix.long()
 
     # --------------------------------------------------------------------------------------- the pass
-    def _run(self, images, layers, targets, methods, return_tensors: bool) -> tuple[CamResult, bool]:
+    def _run(self, images, layers, targets, methods, return_tensors: bool, reshape=None) -> CamResult:
         method_objs: list[CamMethod] = resolve_methods(methods)
         x = self._check_images(images)
         with self.lock, preserved_model_state(self.model), torch.inference_mode(False), torch.enable_grad():
             modules = resolve_layers(self.model, layers)
             names = list(modules)
-            self.model.eval()
+            if any(m.training for m in self.model.modules()):  # eval() walks every module; skip when a no-op
+                self.model.eval()
+            # A copy, so that an in-place op inside the model cannot write into the caller's images.
             x = x.clone().requires_grad_(True)
-            captured: dict[str, torch.Tensor] = {}
-
-            def make_hook(layer: str):
-                def hook(_module, _inputs, output):
-                    # Keep the conv output itself for values and gradients, and hand the rest of the network
-                    # a copy, so a following ReLU(inplace=True) changes the copy and not what we keep.
-                    captured[layer] = output
-                    return output.clone()
-
-                return hook
-
-            handles = [module.register_forward_hook(make_hook(name)) for name, module in modules.items()]
-            try:
-                output = self.model(x)
-            finally:
-                for handle in handles:
-                    handle.remove()
-            logits = logits_from_output(output, batch_size=x.shape[0])
-            not_run = [name for name in names if name not in captured]
-            if not_run:
-                raise ValueError(
-                    f"layer(s) {', '.join(repr(n) for n in not_run[:5])} did not run in the forward pass, "
-                    "so they have no activation to explain; pick a layer the model uses"
-                )
-            target_matrix = self._target_matrix(targets, logits.detach())
-            k = target_matrix.shape[1]
-            acts = [captured[name] for name in names]
-            grads: list[torch.Tensor | None] = [None] * len(acts)
-            if any(m.needs_gradients for m in method_objs):
-                grads = self._gradients(logits, target_matrix, acts, names)
-
-            cams: dict[str, dict[str, torch.Tensor]] = {m.name: {} for m in method_objs}
+            known_roots = _ROOT_AT_INPUT.setdefault(self.model, set())
+            root_at_input = frozenset(names) in known_roots
+            while True:
+                logits, target_matrix, raw, missing = self._pass(x, modules, reshape, targets, method_objs,
+                                                                 root_at_input)
+                if not missing:
+                    break
+                if root_at_input:
+                    raise _unused_layers_error(missing)
+                root_at_input = True  # a layer beside the first one's path (a second stem?): again, to the image
+            if root_at_input:
+                known_roots.add(frozenset(names))
             with torch.no_grad():
-                for name, act, grad in zip(names, acts, grads, strict=True):
-                    act = act.detach()
-                    for method in method_objs:
-                        if method.needs_gradients:
-                            # (K, B, C, h, w) gradients against (B, C, h, w) activations
-                            kb = grad.shape[0] * grad.shape[1]
-                            acts_k = act.unsqueeze(0).expand_as(grad).reshape(kb, *act.shape[1:])
-                            raw = method.raw_map(acts_k, grad.reshape(kb, *act.shape[1:]))
-                            maps = raw.reshape(k, act.shape[0], *raw.shape[1:]).transpose(0, 1)
-                        else:
-                            maps = method.raw_map(act, None).unsqueeze(1).expand(-1, k, -1, -1)
-                        cams[method.name][name] = normalise_maps(maps.float())
-            logits_out = logits.detach().float()
-        captured.clear()
-        del acts, grads, output, x
-        result = self._package(logits_out, target_matrix, cams, names, [m.name for m in method_objs],
-                               return_tensors)
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-        return result, k
+                cams = {method: {name: normalise_maps(maps[name].float()) for name in names}
+                        for method, maps in raw.items()}
+            del raw, x  # release the graph's tensors now; the allocator keeps its cache for the next call
+        return self._package(logits, target_matrix, cams, names, [m.name for m in method_objs], return_tensors)
 
-    @staticmethod
-    def _gradients(logits, target_matrix, acts, names) -> list[torch.Tensor]:
-        """dScore/dA for every layer at once; (K, B, C, h, w) per layer."""
-        scores = logits.gather(1, target_matrix)  # (B, K)
-        k = scores.shape[1]
-        if k == 1:
-            grads = torch.autograd.grad(scores.sum(), acts, allow_unused=True)
-            grads = [g.unsqueeze(0) if g is not None else None for g in grads]
-        else:
-            eye = torch.eye(k, device=scores.device, dtype=scores.dtype)
-            grad_outputs = eye[:, None, :].expand(k, scores.shape[0], k)
-            try:
-                grads = torch.autograd.grad(scores, acts, grad_outputs=grad_outputs, is_grads_batched=True,
-                                            allow_unused=True)
-            except RuntimeError:
-                # An op without a batching rule: one backward per target on the same graph.
-                per_target = [
-                    torch.autograd.grad(scores[:, j].sum(), acts, retain_graph=j < k - 1, allow_unused=True)
-                    for j in range(k)
-                ]
-                grads = [None if parts[0] is None else torch.stack(parts)
-                         for parts in zip(*per_target, strict=True)]
-        unused = [name for name, g in zip(names, grads, strict=True) if g is None]
-        if unused:
+    def _pass(self, x, modules, reshape, targets, method_objs, root_at_input: bool):
+        """One forward and one backward: (logits, target matrix, raw maps, layers no gradient reached)."""
+        output, captured = self._capture_pass(x, modules, reshape)
+        logits = logits_from_output(output, batch_size=x.shape[0])
+        not_run = [name for name in modules if name not in captured]
+        if not_run:
             raise ValueError(
-                f"the output of layer(s) {', '.join(repr(n) for n in unused[:5])} does not influence the "
-                "class score, so its gradient does not exist and a gradient-based CAM would be meaningless; "
-                "pick a layer on the path to the classifier (or use 'eigencam', which needs no gradient)"
+                f"layer(s) {', '.join(repr(n) for n in not_run[:5])} did not run in the forward pass, "
+                "so they have no activation to explain; pick a layer the model uses"
             )
-        return list(grads)
+        target_matrix = self._target_matrix(targets, logits.detach())
+        raw, missing = self._raw_maps(logits, target_matrix, x if root_at_input else None, captured, list(modules),
+                                      method_objs)
+        return logits.detach().float(), target_matrix, raw, missing
+
+    def _capture_pass(self, x, modules, reshape) -> tuple[Any, dict[str, CapturedOutput]]:
+        """The forward pass with every requested layer's output kept (see ``OutputCapture``); run again, with
+        copies, in the rare case a layer's output was changed in place where it was not expected to be."""
+        input_hw = (int(x.shape[2]), int(x.shape[3]))
+        for _attempt in range(2):
+            capture = OutputCapture(self.model, modules, input_hw, reshape)
+            try:
+                with capture:
+                    output = self.model(x)
+            except NotAFeatureMap as error:
+                raise not_a_feature_map(self.model, error, tuple(x.shape[1:])) from None
+            stale = capture.finish()
+            if not stale:
+                return output, capture.outputs
+        raise ValueError(
+            f"the output of layer(s) {', '.join(repr(n) for n in stale[:5])} is changed in place later in the "
+            "forward pass even when the network is handed a copy of it (it is a view of a tensor that an "
+            "in-place op writes to), so it cannot be read as it left the module; pick the layer after it"
+        )
+
+    def _raw_maps(self, logits, target_matrix, root, captured, names, method_objs) -> tuple[dict, list[str]]:
+        """Each method's maps before ReLU and scaling, (B, K, h, w) per layer; and the layers no gradient reached."""
+        k = target_matrix.shape[1]
+        gradient_methods = [m for m in method_objs if m.needs_gradients]
+        raw: dict[str, dict[str, torch.Tensor]] = {m.name: {} for m in method_objs}
+        missing: list[str] = []
+        if gradient_methods:
+            scores = logits.gather(1, target_matrix)  # (B, K)
+            if k == 1:
+                streamed, missing = _streamed_gradient_maps(scores, root, captured, names, gradient_methods)
+                raw.update(streamed)
+            else:
+                raw.update(_batched_gradient_maps(scores, captured, names, gradient_methods))
+        with torch.no_grad():
+            for method in method_objs:
+                if not method.needs_gradients:
+                    for name in names:
+                        maps = method.raw_map(captured[name].feature_map(name), None)
+                        raw[method.name][name] = maps.unsqueeze(1).expand(-1, k, -1, -1)
+        return raw, missing
 
     @staticmethod
     def _package(logits, target_matrix, cams, names, method_names, return_tensors) -> CamResult:
         if return_tensors:
             return CamResult(logits, target_matrix, cams, names, method_names)
+        # One device-to-host copy for everything: a per-layer .cpu() would wait on the device once per layer.
+        tensors = [logits] + [t for per in cams.values() for t in per.values()]
+        host = torch.cat([t.reshape(-1) for t in tensors]).cpu().numpy()
+        arrays, offset = [], 0
+        for tensor in tensors:
+            arrays.append(host[offset:offset + tensor.numel()].reshape(tuple(tensor.shape)))
+            offset += tensor.numel()
+        parts = iter(arrays[1:])
         return CamResult(
-            logits=logits.cpu().numpy().astype(np.float32),
+            logits=arrays[0],
             targets=target_matrix.cpu().numpy().astype(np.int64),
-            cams={m: {layer: t.cpu().numpy().astype(np.float32) for layer, t in per.items()}
-                  for m, per in cams.items()},
+            cams={m: {layer: next(parts) for layer in per} for m, per in cams.items()},
             layers=names,
             methods=method_names,
         )
@@ -287,36 +381,42 @@ class CamEngine:
         layers: Iterable[str] | str | None = None,
         targets: int | Sequence[int] | None = None,
         methods: Iterable[str] | str = ("gradcam",),
+        reshape: Reshape = None,
         *,
         return_tensors: bool = False,
     ) -> CamResult:
         """CAMs of ``images`` (B, 3, H, W), normalised for the model, for one target per image.
 
+        layers: None = every Conv2d; else any module names (``list_cam_layers`` lists the useful ones). Token
+        outputs (B, N, C) are put on the input's patch grid, channels-last (B, h, w, C) ones permuted.
         targets: None = the predicted class per image; an int = that class for all; B ints = one per image.
+        reshape: a callable mapping a layer's output (B, ...) to (B, C, h, w), used for every layer instead of
+        the automatic reading, or a dict {layer: callable} for some layers only.
         Returns ``res.cams[method][layer]`` of shape (B, h, w); see ``CamResult``.
         """
         if targets is not None and np.ndim(targets.cpu() if torch.is_tensor(targets) else targets) > 1:
             raise ValueError("explain takes one target per image; use explain_classes for (B, K) targets")
-        result, _ = self._run(images, layers, targets, methods, return_tensors)
+        result = self._run(images, layers, targets, methods, return_tensors, reshape)
         result.targets = result.targets[:, 0]
         result.cams = {m: {layer: maps[:, 0] for layer, maps in per.items()} for m, per in result.cams.items()}
         return result
 
-    def explain_classes(self, images, classes, layers=None, methods=("gradcam",), *, return_tensors=False):
+    def explain_classes(self, images, classes, layers=None, methods=("gradcam",), reshape: Reshape = None, *,
+                        return_tensors=False):
         """CAMs for K classes per image — ``classes`` is (B, K) — from one forward and one batched backward.
 
         ``res.cams[method][layer]`` has shape (B, K, h, w) and ``res.targets`` (B, K).
         """
-        result, _ = self._run(images, layers, classes, methods, return_tensors)
-        return result
+        return self._run(images, layers, classes, methods, return_tensors, reshape)
 
-    def explain_topk(self, images, k: int = 5, layers=None, methods=("gradcam",), *, return_tensors=False):
+    def explain_topk(self, images, k: int = 5, layers=None, methods=("gradcam",), reshape: Reshape = None, *,
+                     return_tensors=False):
         """CAMs for each image's k highest-scoring classes (best first), one forward and one batched backward."""
-        result, _ = self._run(images, layers, ("topk", k), methods, return_tensors)
-        return result
+        return self._run(images, layers, ("topk", k), methods, return_tensors, reshape)
 
     def _forward(self, images, capture: dict[str, str] | None = None, batch_size: int = 64):
-        """No-grad forward in eval mode, in batches; optionally capture module outputs ('out') or inputs ('in').
+        """No-grad forward in eval mode, in batches; optionally capture module outputs ('out': the first tensor
+        of a tuple output) or inputs ('in').
 
         Returns (logits, {module: tensor}) on the engine's device.
         """
@@ -332,8 +432,10 @@ class CamEngine:
             self.model.eval()
 
             def make_hook(name: str, what: str):
-                def hook(_module, inputs, output):
-                    value = inputs[0] if what == "in" else output
+                def hook(module, inputs, output):
+                    value = inputs[0] if what == "in" else first_tensor(output)[0]
+                    if value is None:
+                        raise NotAFeatureMap(name, module, f"a {type(output).__name__} holding no tensor")
                     outputs[name].append(value.detach().clone())
 
                 return hook
@@ -343,6 +445,8 @@ class CamEngine:
                 for start in range(0, x_all.shape[0], batch_size):
                     batch = x_all[start:start + batch_size]
                     logits_parts.append(logits_from_output(self.model(batch), batch.shape[0]).float())
+            except NotAFeatureMap as error:
+                raise not_a_feature_map(self.model, error, tuple(x_all.shape[1:])) from None
             finally:
                 for handle in handles:
                     handle.remove()
@@ -367,8 +471,19 @@ class CamEngine:
         feats = captured[module].flatten(start_dim=1)
         return feats.float().cpu().numpy(), logits.cpu().numpy()
 
-    def activations(self, images: torch.Tensor, layers: Iterable[str] | str | None = None) -> dict[str, np.ndarray]:
-        """Raw outputs (B, C, h, w) of the given Conv2d layers (default all) from one no-grad forward."""
-        names = list(resolve_layers(self.model, layers))
-        _, captured = self._forward(images, {name: "out" for name in names})
-        return {name: captured[name].float().cpu().numpy() for name in names}
+    def activations(self, images: torch.Tensor, layers: Iterable[str] | str | None = None,
+                    reshape: Reshape = None) -> dict[str, np.ndarray]:
+        """Feature maps (B, C, h, w) of the given layers (default every Conv2d) from one no-grad forward: a layer's
+        output as it left the module, token and channels-last outputs reshaped as ``explain`` does."""
+        modules = resolve_layers(self.model, layers)
+        _, captured = self._forward(images, {name: "out" for name in modules})
+        input_hw = tuple(int(s) for s in images.shape[-2:])
+        maps = {}
+        for name, module in modules.items():
+            layout = layout_for(module, captured[name].shape, input_hw, extra_tokens_hint(self.model),
+                                custom_reshape(reshape, name))
+            if layout is None:
+                error = NotAFeatureMap(name, module, f"an output of shape {tuple(captured[name].shape)}")
+                raise not_a_feature_map(self.model, error, tuple(images.shape[1:]))
+            maps[name] = layout.apply(captured[name], name).float().contiguous().cpu().numpy()
+        return maps

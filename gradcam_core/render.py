@@ -1,6 +1,7 @@
 """Turning maps into pictures: bilinear upsampling, colormaps and opacity blending (numpy, milliseconds).
 
 Plot-free on purpose: these take arrays and return arrays, so the dashboard, the CLI and a notebook share them.
+The colormaps are matplotlib's exact 256-entry tables, shipped as data (matplotlib is not needed at run time).
 """
 
 from __future__ import annotations
@@ -9,52 +10,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# Anchor colours sampled evenly from each colormap (matplotlib's definitions), linearly interpolated to 256.
-_ANCHORS: dict[str, list[tuple[int, int, int]]] = {
-    "viridis": [
-        (68, 1, 84), (72, 26, 108), (71, 47, 125), (65, 68, 135), (57, 86, 140), (49, 104, 142),
-        (42, 120, 142), (35, 137, 142), (31, 154, 138), (34, 169, 132), (53, 183, 121), (84, 197, 104),
-        (122, 209, 81), (165, 219, 54), (210, 226, 27), (253, 231, 37),
-    ],
-    "inferno": [
-        (0, 0, 4), (12, 8, 38), (36, 12, 79), (66, 10, 104), (93, 18, 110), (120, 28, 109), (147, 38, 103),
-        (174, 48, 92), (199, 62, 76), (221, 81, 58), (237, 105, 37), (248, 133, 15), (252, 165, 10),
-        (250, 198, 45), (242, 230, 97), (252, 255, 164),
-    ],
-    "gray": [(0, 0, 0), (255, 255, 255)],
-}
+from gradcam_core._colormap_tables import TABLES_HEX
 
 
-def _turbo(x: np.ndarray) -> np.ndarray:
-    """Google's polynomial approximation of Turbo (Mikhailov 2019)."""
-    coeffs = {
-        "r": (0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943),
-        "g": (0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604),
-        "b": (0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973),
-    }
-    powers = np.stack([x**i for i in range(6)], axis=-1)
-    return np.clip(np.stack([powers @ np.array(coeffs[c]) for c in "rgb"], axis=-1), 0, 1)
+def _load_tables() -> dict[str, np.ndarray]:
+    """matplotlib's own 256-entry tables (see ``_make_colormaps``); read-only (``frombuffer`` over bytes), so no
+    caller can recolour another's pictures by writing into one."""
+    return {name: np.frombuffer(bytes.fromhex(hexed), dtype=np.uint8).reshape(256, 3)
+            for name, hexed in TABLES_HEX.items()}
 
 
-def _jet(x: np.ndarray) -> np.ndarray:
-    """The classic MATLAB/OpenCV jet: blue -> cyan -> yellow -> red."""
-    r = np.clip(1.5 - np.abs(4 * x - 3), 0, 1)
-    g = np.clip(1.5 - np.abs(4 * x - 2), 0, 1)
-    b = np.clip(1.5 - np.abs(4 * x - 1), 0, 1)
-    return np.stack([r, g, b], axis=-1)
-
-
-def _build_luts() -> dict[str, np.ndarray]:
-    grid = np.linspace(0.0, 1.0, 256)
-    luts = {"jet": _jet(grid), "turbo": _turbo(grid)}
-    for name, anchors in _ANCHORS.items():
-        points = np.asarray(anchors, dtype=np.float64) / 255.0
-        xs = np.linspace(0.0, 1.0, len(points))
-        luts[name] = np.stack([np.interp(grid, xs, points[:, c]) for c in range(3)], axis=-1)
-    return {name: np.round(lut * 255).astype(np.uint8) for name, lut in luts.items()}
-
-
-COLORMAPS: dict[str, np.ndarray] = _build_luts()
+COLORMAPS: dict[str, np.ndarray] = _load_tables()
 
 
 def colormap_lut(name: str) -> np.ndarray:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-try:
-    from gradcam_core import list_cam_layers
-except ImportError:  # pragma: no cover - until the core's transformer layers land
-    from gradcam_core import list_conv_layers as list_cam_layers
+from gradcam_core import list_cam_layers
 
 __all__ = ["default_cam_layer", "last_linear", "list_cam_layers", "transformer_blocks"]
 

@@ -153,7 +153,7 @@ def load_workspace_file(path: str | os.PathLike) -> Workspace:
     transform = resolve_transform(parsed, loaded)
     class_names = final_class_names(parsed, names, origin, loaded, transform)
     check_class_folders(parsed, class_names)
-    default_layer, classifier_layer = resolve_layers(parsed, loaded.model)
+    default_layer, classifier_layer = resolve_layers(parsed, loaded.model, transform.input_size)
     card, test_logits = checkpoint_sidecars(loaded.weights_file)
     weights = checkpoint_sha256(loaded.weights_file)[:12] if loaded.weights_file else loaded.weights_tag
     return Workspace(
@@ -303,10 +303,10 @@ def resolve_transform(parsed: ParsedWorkspace, loaded: LoadedModel) -> ImageTran
                             ) from None
 
 
-def resolve_layers(parsed: ParsedWorkspace, model: nn.Module) -> tuple[str, str]:
+def resolve_layers(parsed: ParsedWorkspace, model: nn.Module, input_size: tuple[int, int]) -> tuple[str, str]:
     """(default CAM layer, classifier layer): the TOML's, checked, else the defaults of ``models.layer_choice``."""
     context = parsed.context("model")
-    cam_layers = list_cam_layers(model)
+    cam_layers = list_cam_layers(model, input_size)
     default = parsed.model.default_layer or default_cam_layer(model)
     if default is None:
         raise context.error(None, "the model has no Conv2d layer and no transformer block",

@@ -47,9 +47,9 @@ def _tiny_loaded(count: int) -> LoadedWorkspace:
     images = rng.integers(0, 256, (count, SIZE, SIZE, 3), dtype=np.uint8)
     test_set = ArrayImageSet(images, rng.integers(0, 4, count), transform)
     workspace = Workspace(
-        name="tiny-big-maps", title="tiny", description="", model=model, model_id="tiny-big-maps@test",
-        class_names=["a", "b", "c", "d"], input_size=(SIZE, SIZE), mean=transform.mean, std=transform.std,
-        transform=transform, default_layer="4", classifier_layer="8", test_set=test_set,
+        name="tiny-big-maps", title="tiny", description="", source="python", model=model,
+        model_id="tiny-big-maps@test", class_names=["a", "b", "c", "d"], transform=transform, default_layer="4",
+        classifier_layer="8", test_set_factory=lambda: test_set,
     )
     layers = list_conv_layers(model)
     return LoadedWorkspace(key="tiny-big-maps", workspace=workspace, engine=CamEngine(model, device="cpu"),

@@ -1,25 +1,12 @@
-"""Tiny conv nets shared by the core tests (CPU, milliseconds)."""
+"""Fixtures shared by the core tests; the nets themselves live in core_helpers.py (see there why)."""
 
 import pytest
 import torch
 from torch import nn
 
+from tests.core.core_helpers import hook_count, tiny_net
 
-def tiny_net(num_classes: int = 4, inplace: bool = True) -> nn.Sequential:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.ReLU(inplace=inplace),
-        nn.Conv2d(8, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(inplace=inplace),
-        nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1),
-        nn.ReLU(inplace=inplace),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(16, num_classes),
-    )
+__all__ = ["hook_count", "images", "net", "tiny_net"]  # hook_count/tiny_net: kept importable from here too
 
 
 @pytest.fixture
@@ -30,11 +17,3 @@ def net() -> nn.Sequential:
 @pytest.fixture
 def images() -> torch.Tensor:
     return torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-
-
-def hook_count(model: nn.Module) -> int:
-    return sum(
-        len(getattr(m, attr))
-        for m in model.modules()
-        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-    )

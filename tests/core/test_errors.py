@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from gradcam_core import CamEngine
-from tests.core.conftest import hook_count, tiny_net
+from tests.core.core_helpers import hook_count, tiny_net
 
 
 def test_unknown_layer_suggests_close_matches(images):
@@ -19,9 +19,21 @@ def test_unknown_layer_suggests_close_matches(images):
         CamEngine(model, device="cpu").explain(images, layers=["features.3"])
 
 
-def test_a_layer_that_is_not_a_conv_is_named_with_its_type(net, images):
-    with pytest.raises(ValueError, match=r"layer '1' is a ReLU, not an nn.Conv2d"):
-        CamEngine(net, device="cpu").explain(images, layers=["1"])
+def test_a_layer_whose_output_is_no_feature_map_is_named_with_its_type_and_shape(net, images):
+    engine = CamEngine(net, device="cpu")
+    with pytest.raises(ValueError, match=r"layer '10' is a Linear that gives an output of shape \(3, 4\), which "
+                                         r"is not a feature map.*list_cam_layers\(model\).*reshape=callable"):
+        engine.explain(images, layers=["10"])
+    assert hook_count(net) == 0
+    with pytest.raises(ValueError, match=r"layer '9' is a Flatten"):
+        engine.activations(images, ["9"])
+
+
+def test_a_container_that_is_no_feature_map_lists_the_cam_layers_inside_it(images):
+    model = _Wrapped("tuple")  # body: the whole tiny net, whose output is (B, 4) logits
+    with pytest.raises(ValueError, match=r"layer 'body' is a Sequential.*CAM layers inside it: 'body.0', 'body.2', "
+                                         r"'body.6' \("):
+        CamEngine(model, device="cpu").explain(images, layers=["body"])
 
 
 def test_a_layer_that_does_not_influence_the_target_is_named(images):
@@ -140,3 +152,34 @@ def test_torchscript_module_is_refused_with_a_way_out():
     scripted = torch.jit.script(tiny_net())
     with pytest.raises(TypeError, match=r"TorchScript module.*load_state_dict\(scripted.state_dict\(\)\)"):
         CamEngine(scripted, device="cpu")
+
+
+class _TwoStems(nn.Module):
+    """Two convs on the image side by side, both feeding the classifier: neither is downstream of the other."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.left, self.right = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 5, padding=2)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(torch.cat([self.left(x), self.right(x)], dim=1).mean(dim=(2, 3)))
+
+
+def test_layers_on_two_stems_get_their_maps_and_the_second_call_needs_one_pass(images):
+    model = _TwoStems()
+    forwards = []
+    model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    engine = CamEngine(model, device="cpu")
+    both = engine.explain(images, layers=["left", "right"], targets=2, methods=("gradcam", "layercam"))
+    assert len(forwards) == 2, "the backward stopped at the first stem, then ran again to the image"
+    alone = {name: engine.explain(images, layers=[name], targets=2, methods=("gradcam", "layercam"))
+             for name in ("left", "right")}
+    forwards.clear()
+    again = engine.explain(images, layers=["left", "right"], targets=2, methods=("gradcam", "layercam"))
+    assert len(forwards) == 1, "the second call remembers where the backward must go"
+    for name in ("left", "right"):
+        for method in ("gradcam", "layercam"):
+            np.testing.assert_allclose(both.cams[method][name], alone[name].cams[method][name], atol=1e-6)
+            np.testing.assert_array_equal(again.cams[method][name], both.cams[method][name])

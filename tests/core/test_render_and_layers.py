@@ -50,6 +50,25 @@ def test_colormaps_run_from_dark_to_bright_ends(name):
     assert not np.array_equal(lut[0], lut[-1])
 
 
+@pytest.mark.parametrize("name", ["jet", "turbo", "viridis", "inferno", "gray", "magma", "plasma", "cividis"])
+def test_colormaps_are_matplotlibs_own_tables(name):
+    matplotlib = pytest.importorskip("matplotlib")
+    rgb = matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3]
+    np.testing.assert_array_equal(COLORMAPS[name], np.rint(rgb * 255).astype(np.uint8))
+    # and colorize picks entry round(value * 255): every table entry is reachable, in order
+    np.testing.assert_array_equal(colorize(np.linspace(0.0, 1.0, 256)[None], name)[0], COLORMAPS[name])
+
+
+def test_the_shipped_tables_are_what_the_generator_makes():
+    pytest.importorskip("matplotlib")
+    from gradcam_core import _make_colormaps
+
+    assert tuple(COLORMAPS) == _make_colormaps.NAMES
+    for name in _make_colormaps.NAMES:
+        np.testing.assert_array_equal(COLORMAPS[name], _make_colormaps.table(name), err_msg=name)
+    assert not COLORMAPS["jet"].flags.writeable, "a shared table must not be writable by one caller"
+
+
 def test_known_colours():
     assert colorize(np.array([[1.0]]), "jet")[0, 0].tolist() == [128, 0, 0]  # dark red top
     assert colorize(np.array([[0.0]]), "jet")[0, 0].tolist() == [0, 0, 128]  # dark blue bottom

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from gradcam_core import CamEngine, layer_output_shapes
-from tests.core.conftest import hook_count, tiny_net
+from tests.core.core_helpers import hook_count, tiny_net
 
 
 def _snapshot(model: nn.Module):

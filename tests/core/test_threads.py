@@ -7,7 +7,7 @@ import torch
 from torchvision.models import resnet18
 
 from gradcam_core import CamEngine
-from tests.core.conftest import hook_count
+from tests.core.core_helpers import hook_count
 
 
 def test_concurrent_calls_match_serial_calls():
