@@ -23,7 +23,7 @@ from gradcam_core.layers import (
     not_a_feature_map,
     resolve_layers,
 )
-from gradcam_core.methods import CamMethod, normalise_maps, resolve_methods
+from gradcam_core.methods import CamMethod, normalise_maps, resolve_methods, weighted_sum
 from gradcam_core.state import model_lock, preserved_model_state
 
 
@@ -106,9 +106,11 @@ def _unused_layers_error(unused: Sequence[str]) -> ValueError:
 
 
 def _streamed_gradient_maps(scores, root, captured, names, methods) -> tuple[dict, list[str]]:
-    """One target per image: one backward from the score, and each layer's maps computed in a tensor hook the
-    moment its gradient dScore/dA is complete, so no gradient outlives its maps. Returns the maps and the layers
-    whose gradient never came.
+    """One target per image: one backward from the score, and what each method needs from a layer's gradient taken
+    in a tensor hook the moment that gradient dScore/dA is complete, so no gradient outlives its use: the whole map
+    for methods weighting each pixel, the channel weights for those weighting channels (``weights_channels``),
+    whose weighted sums of the activations follow after the backward. Returns the maps and the layers whose
+    gradient never came.
 
     The backward runs down to ``root``: the input image, or (None) the first layer the forward pass reached,
     which saves the first layer's own backward (4-5% of a resnet50 or vit_b_16 pass) and reaches every layer
@@ -118,13 +120,19 @@ def _streamed_gradient_maps(scores, root, captured, names, methods) -> tuple[dic
     themselves, not on modules.
     """
     raw: dict[str, dict[str, torch.Tensor]] = {m.name: {} for m in methods}
+    weights: dict[str, dict[str, torch.Tensor]] = {m.name: {} for m in methods if m.weights_channels}
+    reached: list[str] = []
 
     def make_hook(name: str, entry: CapturedOutput):
         def on_gradient(grad):
             with torch.no_grad():
                 acts, grads = entry.feature_map(name), entry.layout.apply(grad, name)
                 for method in methods:
-                    raw[method.name][name] = method.raw_map(acts, grads).unsqueeze(1)
+                    if method.weights_channels:
+                        weights[method.name][name] = method.channel_weights(acts, grads)
+                    else:
+                        raw[method.name][name] = method.raw_map(acts, grads).unsqueeze(1)
+            reached.append(name)
 
         return on_gradient
 
@@ -141,7 +149,11 @@ def _streamed_gradient_maps(scores, root, captured, names, methods) -> tuple[dic
     finally:
         for handle in handles:
             handle.remove()
-    return raw, [name for name in names if name not in raw[methods[0].name]]
+    with torch.no_grad():  # the weighted sums, after the backward: reading activations inside it slowed it down
+        for method_name, per_layer in weights.items():
+            for name, layer_weights in per_layer.items():
+                raw[method_name][name] = weighted_sum(layer_weights, captured[name].feature_map(name)).unsqueeze(1)
+    return raw, [name for name in names if name not in set(reached)]
 
 
 def _batched_gradient_maps(scores, captured, names, methods) -> dict[str, dict[str, torch.Tensor]]:
