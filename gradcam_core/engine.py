@@ -113,7 +113,7 @@ def _streamed_gradient_maps(scores, root, captured, names, methods) -> tuple[dic
     gradient never came.
 
     The backward runs down to ``root``: the input image, or (None) the first layer the forward pass reached,
-    which saves the first layer's own backward (4-5% of a resnet50 or vit_b_16 pass) and reaches every layer
+    which saves the first layer's own backward (3-5% of a resnet50 or vit_b_16 pass) and reaches every layer
     downstream of it, i.e. all of them in a network with one stem. Holding every layer's gradient until the end
     instead (what ``torch.autograd.grad(score, activations)`` does) made the allocator take fresh pages for the
     rest of the backward: ~40 MB and 10k page faults per resnet50 sweep. The hooks sit on the kept output tensors
@@ -153,7 +153,8 @@ def _streamed_gradient_maps(scores, root, captured, names, methods) -> tuple[dic
         for method_name, per_layer in weights.items():
             for name, layer_weights in per_layer.items():
                 raw[method_name][name] = weighted_sum(layer_weights, captured[name].feature_map(name)).unsqueeze(1)
-    return raw, [name for name in names if name not in set(reached)]
+    reached_set = set(reached)
+    return raw, [name for name in names if name not in reached_set]
 
 
 def _batched_gradient_maps(scores, captured, names, methods) -> dict[str, dict[str, torch.Tensor]]:
