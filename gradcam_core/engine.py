@@ -97,6 +97,23 @@ def logits_from_output(output: Any, batch_size: int | None = None) -> torch.Tens
 _ROOT_AT_INPUT: weakref.WeakKeyDictionary[nn.Module, set[frozenset[str]]] = weakref.WeakKeyDictionary()
 
 
+def _normalise_all(raw: dict[str, dict[str, torch.Tensor]], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``normalise_maps`` of every method's map at every layer, in one call per map size instead of one per map
+    (a resnet50 sweep has 53 layers but 5 sizes; per map it was ~7 small ops each, a millisecond in all)."""
+    groups: dict[tuple, list[tuple[str, str]]] = {}
+    for method, maps in raw.items():
+        for name in names:
+            groups.setdefault(tuple(maps[name].shape[-2:]), []).append((method, name))
+    cams: dict[str, dict[str, Any]] = {method: dict.fromkeys(names) for method in raw}
+    for keys in groups.values():
+        parts = [raw[method][name] for method, name in keys]
+        stacked = normalise_maps(torch.cat([p.reshape(-1, *p.shape[-2:]) for p in parts]).float())
+        for (method, name), part, normalised in zip(keys, parts, stacked.split([p[..., 0, 0].numel() for p in parts]),
+                                                     strict=True):
+            cams[method][name] = normalised.view(part.shape)
+    return cams
+
+
 def _unused_layers_error(unused: Sequence[str]) -> ValueError:
     return ValueError(
         f"the output of layer(s) {', '.join(repr(n) for n in unused[:5])} does not influence the class score "
@@ -306,8 +323,7 @@ class CamEngine:
             if root_at_input:
                 known_roots.add(frozenset(names))
             with torch.no_grad():
-                cams = {method: {name: normalise_maps(maps[name].float()) for name in names}
-                        for method, maps in raw.items()}
+                cams = _normalise_all(raw, names)
             del raw, x  # release the graph's tensors now; the allocator keeps its cache for the next call
         return self._package(logits, target_matrix, cams, names, [m.name for m in method_objs], return_tensors)
 
