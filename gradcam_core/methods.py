@@ -22,9 +22,18 @@ def weighted_sum(weights: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
 
 
 class CamMethod:
+    """A CAM method: by default, weights per channel (``channel_weights``), then the weighted sum of the activation
+    channels. Override ``channel_weights`` for a new weighting, or ``raw_map`` for a map weighted per pixel."""
+
     name: str = ""
     title: str = ""
     needs_gradients: bool = True
+    weights_channels: bool = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # True when the map is the plain weighted sum: the engine may then take the weights and the sum apart.
+        cls.weights_channels = cls.raw_map is CamMethod.raw_map
 
     def channel_weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
