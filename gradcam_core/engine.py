@@ -12,6 +12,7 @@ from torch import nn
 
 from gradcam_core.layers import resolve_layers
 from gradcam_core.methods import CamMethod, normalise_maps, resolve_methods
+from gradcam_core.scorecam import refuse_every_layer
 from gradcam_core.state import model_lock, preserved_model_state
 
 
@@ -176,6 +177,7 @@ class CamEngine:
     # --------------------------------------------------------------------------------------- the pass
     def _run(self, images, layers, targets, methods, return_tensors: bool) -> tuple[CamResult, bool]:
         method_objs: list[CamMethod] = resolve_methods(methods)
+        refuse_every_layer(layers, method_objs)
         x = self._check_images(images)
         with self.lock, preserved_model_state(self.model), torch.inference_mode(False), torch.enable_grad():
             modules = resolve_layers(self.model, layers)
@@ -224,6 +226,8 @@ class CamEngine:
                             acts_k = act.unsqueeze(0).expand_as(grad).reshape(kb, *act.shape[1:])
                             raw = method.raw_map(acts_k, grad.reshape(kb, *act.shape[1:]))
                             maps = raw.reshape(k, act.shape[0], *raw.shape[1:]).transpose(0, 1)
+                        elif getattr(method, "needs_model", False):  # Score-CAM: forwards of masked inputs
+                            maps = method.model_map(self, x, act, target_matrix)
                         else:
                             maps = method.raw_map(act, None).unsqueeze(1).expand(-1, k, -1, -1)
                         cams[method.name][name] = normalise_maps(maps.float())

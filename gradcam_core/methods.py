@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from gradcam_core.scorecam import ScoreCAM
+
 
 class CamMethod:
     name: str = ""
@@ -127,7 +129,7 @@ class EigenCAM(CamMethod):
 
 
 CAM_METHODS: dict[str, CamMethod] = {
-    m.name: m for m in (GradCAM(), GradCAMPlusPlus(), HiResCAM(), XGradCAM(), LayerCAM(), EigenCAM())
+    m.name: m for m in (GradCAM(), GradCAMPlusPlus(), HiResCAM(), XGradCAM(), LayerCAM(), EigenCAM(), ScoreCAM())
 }
 METHOD_NAMES: tuple[str, ...] = tuple(CAM_METHODS)
 
@@ -137,6 +139,9 @@ def resolve_methods(methods) -> list[CamMethod]:
         methods = (methods,)
     resolved = []
     for name in methods:
+        if hasattr(name, "needs_gradients"):  # a configured method object, e.g. ScoreCAM(batch_size=64)
+            resolved.append(name)
+            continue
         key = str(name).lower().replace("-", "").replace("_", "").replace("+", "p")
         if key not in CAM_METHODS:
             raise ValueError(f"unknown CAM method {name!r}; choose from {', '.join(METHOD_NAMES)}")
