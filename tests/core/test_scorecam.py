@@ -39,6 +39,7 @@ def test_scorecam_on_paper(paper_net):
     np.testing.assert_allclose(res.cams["scorecam"]["0"][0], expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_weights_match_pytorch_grad_cam_on_resnet18(one_torch_thread):
     # pytorch-grad-cam's own ScoreCAM.get_cam_weights, fed the same activations. The fc weights are scaled up so
     # the scores differ by tens of logits and the softmax weights spread over five orders of magnitude (with
