@@ -314,11 +314,14 @@ def insertion_auc(engine: CamEngine, images: torch.Tensor, maps: Any, targets: A
 # ------------------------------------------------------------------------------------------------- ROAD
 _NEIGHBOUR_WEIGHTS = ((1 / 12, 1 / 6, 1 / 12), (1 / 6, 0.0, 1 / 6), (1 / 12, 1 / 6, 1 / 12))
 _RESTRICT_WEIGHTS = (0.25, 0.75, 0.75, 0.25)
+# Below this many values a stencil is cheaper as shifted slices; above it as a depthwise conv. (Measured on a
+# 2-core CPU: a depthwise conv of 3x16x16 took 27 ms with two threads under load, slices 0.03 ms; at 96x64x64
+# the conv took 1.3-2.9 ms, slices 5-8 ms.)
+_SLICES_UP_TO = 200_000
 
 
 def _depthwise(values: torch.Tensor, taps: Any, stride: int = 1) -> torch.Tensor:
-    """The same small 2-D filter on each of the (1, M, H, W) planes (a depthwise conv: on a CPU, 7x faster than
-    shifted slices and 50x faster than M single-channel convs)."""
+    """The same small 2-D filter on each of the (1, M, H, W) planes, as one depthwise conv."""
     kernel = torch.as_tensor(taps, dtype=values.dtype, device=values.device)
     kernel = kernel.expand(values.shape[1], 1, *kernel.shape[-2:]).contiguous()
     return F.conv2d(values, kernel, stride=stride, groups=values.shape[1])
@@ -326,13 +329,24 @@ def _depthwise(values: torch.Tensor, taps: Any, stride: int = 1) -> torch.Tensor
 
 def _neighbour_sum(values: torch.Tensor) -> torch.Tensor:
     """Each pixel's 8 neighbours of (1, M, H, W), weighted 1/6 (edges) and 1/12 (corners), zero outside."""
-    return _depthwise(F.pad(values, (1, 1, 1, 1)), _NEIGHBOUR_WEIGHTS)
+    padded = F.pad(values, (1, 1, 1, 1))
+    if values.numel() > _SLICES_UP_TO:
+        return _depthwise(padded, _NEIGHBOUR_WEIGHTS)
+    # (1, 2, 1) x (1, 2, 1) / 12 is the stencil plus 4/12 of the centre.
+    rows = padded[..., :-2, :] + padded[..., 2:, :] + 2 * padded[..., 1:-1, :]
+    return (rows[..., :-2] + rows[..., 2:] + 2 * rows[..., 1:-1] - 4 * values) / 12
 
 
 def _restrict(fine: torch.Tensor) -> torch.Tensor:
     """The transpose of bilinear 2x upsampling (``align_corners=False``) of (1, M, 2h, 2w) -> (1, M, h, w)."""
-    taps = torch.tensor(_RESTRICT_WEIGHTS, dtype=fine.dtype)
-    return _depthwise(F.pad(fine, (1, 1, 1, 1), mode="replicate"), torch.outer(taps, taps), stride=2)
+    padded = F.pad(fine, (1, 1, 1, 1), mode="replicate")
+    if fine.numel() > _SLICES_UP_TO:
+        taps = torch.tensor(_RESTRICT_WEIGHTS, dtype=fine.dtype)
+        return _depthwise(padded, torch.outer(taps, taps), stride=2)
+    w0, w1 = _RESTRICT_WEIGHTS[:2]
+    rows = w0 * padded[..., 0:-3:2, :] + w1 * padded[..., 1:-2:2, :] + w1 * padded[..., 2:-1:2, :] \
+        + w0 * padded[..., 3::2, :]
+    return w0 * rows[..., 0:-3:2] + w1 * rows[..., 1:-2:2] + w1 * rows[..., 2:-1:2] + w0 * rows[..., 3::2]
 
 
 @dataclass
