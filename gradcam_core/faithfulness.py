@@ -196,7 +196,7 @@ class _Progress:
     def advance(self, forwards: int) -> None:
         self.done += int(forwards)
         if self.callback is not None:
-            self.callback(min(self.done, self.total), self.total)
+            self.callback(self.done, self.total)
 
 
 # ------------------------------------------------------------------------------------ deletion, insertion
@@ -815,7 +815,8 @@ def faithfulness_table(engine: CamEngine, images: torch.Tensor, layers: Sequence
     planned, skipped = _scorecam_plan(engine, x, layers, scorecam_budget) if "scorecam" in methods else ([], [])
     cell_count = (len(methods) - ("scorecam" in methods)) * len(layers) + len(planned)
     per_image = 2 * (int(steps) - 1) + 2 * len(fractions)  # forwards per image and cell
-    tracker = _Progress(progress, count * (4 + cell_count * per_image) + sum(c for _, c in planned), done=count)
+    # Per image: the prediction, ~3 for explain's forward and backward, the unperturbed and the two baselines.
+    tracker = _Progress(progress, count * (7 + cell_count * per_image) + sum(c for _, c in planned), done=count)
     cells, maps = _table_maps(engine, x, layers, target_vector, methods, planned, tracker)
     batch = _Batch(x, saliency_ranks(maps), target_vector, squeeze=False)
     values, curves, fraction_axes = _table_metrics(engine, batch, steps, fractions, seed, batch_size, tracker)
