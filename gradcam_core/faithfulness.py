@@ -31,8 +31,9 @@ map can order the interpolated pixels differently.)
 - ``faithfulness_table``: all of these for N images x methods x layers, with bootstrap intervals, for the
   Faithfulness page (``table_layers`` picks the default layer and two shallower ones).
 
-One forward of the whole batch (in chunks of ``batch_size`` images for memory) per step; the perturbed images
-are built chunk by chunk, so at most ``batch_size`` perturbed images exist at a time.
+Batched: the perturbed images of every step, image and map go through the model ``batch_size`` at a time (a
+chunk spans steps and images), built chunk by chunk, so at most ``batch_size`` perturbed images exist at once.
+``batch_size=None`` picks about 4M input values per forward (128 images of 64 px, 27 of 224 px).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ from gradcam_core.state import preserved_model_state
 
 ProgressFn = Callable[[int, int], None]
 ROAD_FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-DEFAULT_BATCH_SIZE = 128
+DEFAULT_BATCH_SIZE = None
+_VALUES_PER_FORWARD = 2**22
 SCORES = ("probability", "logit")
 NAMED_BASELINES = ("zero", "blur", "mean")
 
@@ -120,18 +122,26 @@ def _prepare(engine: CamEngine, images: Any, maps: Any, targets: Any,
     return _Batch(x, saliency_ranks(maps_up), target_vector, squeeze), logits
 
 
-def _score_batcher(engine: CamEngine, score: str, batch_size: int):
+def _chunk_size(batch_size: int | None, images: torch.Tensor) -> int:
+    """Images per forward: ``batch_size``, or for None about 4M input values (at most 128 images)."""
+    if batch_size is None:
+        return max(1, min(128, _VALUES_PER_FORWARD // max(1, images[0].numel())))
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size={batch_size} must be at least 1 (images per forward), or None for automatic")
+    return int(batch_size)
+
+
+def _score_batcher(engine: CamEngine, score: str, batch_size: int | None):
     """``fn(images, targets)``: the targets' scores (n,) from no-grad forwards of ``batch_size`` images at a
     time, each under the engine's lock with the model in eval mode; with targets None, the logits (n, classes)."""
     if score not in SCORES:
         raise ValueError(f"score={score!r}; choose 'probability' (softmax of the target) or 'logit'")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size={batch_size} must be at least 1 (images per forward)")
 
     def fn(images: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
         parts = []
-        for start in range(0, images.shape[0], int(batch_size)):
-            chunk = images[start:start + int(batch_size)]
+        size = _chunk_size(batch_size, images)
+        for start in range(0, images.shape[0], size):
+            chunk = images[start:start + size]
             with engine.lock, preserved_model_state(engine.model), torch.inference_mode():
                 engine.model.eval()
                 logits = logits_from_output(engine.model(chunk), chunk.shape[0]).float()
@@ -206,24 +216,27 @@ def _step_counts(steps: int, pixels: int) -> list[int]:
     return [round(s * pixels / int(steps)) for s in range(int(steps) + 1)]
 
 
-def _score_rows(batch: _Batch, make_chunk: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                score_batch: Callable, batch_size: int, progress: _Progress) -> torch.Tensor:
-    """Scores (B, V) of B*V perturbed images, built ``batch_size`` at a time by ``make_chunk(owners, ranks)``
-    from the owning image indices (n,) and those rows' pixel ranks (n, H*W)."""
+def _score_points(batch: _Batch, points: int, make_chunk: Callable, score_batch: Callable,
+                  batch_size: int | None, progress: _Progress) -> torch.Tensor:
+    """Scores (B, V, points) of B * V * points perturbed images, built ``batch_size`` at a time by
+    ``make_chunk(point, owners, ranks)`` from each image's point index (n,), owning image (n,) and pixel ranks
+    (n, H*W). Point-major order, so a chunk holds few different points."""
     count, variants, pixels = batch.ranks.shape
-    ranks = batch.ranks.reshape(count * variants, pixels)
-    owners = torch.arange(count * variants, device=ranks.device) // variants
-    parts = []
-    for start in range(0, count * variants, batch_size):
-        rows = slice(start, start + batch_size)
-        chunk = make_chunk(owners[rows], ranks[rows])
-        parts.append(score_batch(chunk, batch.targets[owners[rows]]))
-        progress.advance(chunk.shape[0])
-    return torch.cat(parts).reshape(count, variants)
+    rows = count * variants
+    ranks = batch.ranks.reshape(rows, pixels)
+    size = _chunk_size(batch_size, batch.images)
+    scores = torch.empty(points * rows, device=ranks.device)
+    for start in range(0, points * rows, size):
+        jobs = torch.arange(start, min(start + size, points * rows), device=ranks.device)
+        point, row = jobs // rows, jobs % rows
+        owners = row // variants
+        scores[jobs] = score_batch(make_chunk(point, owners, ranks[row]), batch.targets[owners])
+        progress.advance(jobs.numel())
+    return scores.reshape(points, count, variants).permute(1, 2, 0)
 
 
 def _transition_curve(batch: _Batch, start: torch.Tensor, end: torch.Tensor, counts: Sequence[int],
-                      endpoint_scores: dict[int, torch.Tensor], score_batch: Callable, batch_size: int,
+                      endpoint_scores: dict[int, torch.Tensor], score_batch: Callable, batch_size: int | None,
                       progress: _Progress) -> torch.Tensor:
     """(B, V, S): at point s the k_s top-ranked pixels come from ``end``, the rest from ``start``.
 
@@ -231,21 +244,23 @@ def _transition_curve(batch: _Batch, start: torch.Tensor, end: torch.Tensor, cou
     ``endpoint_scores``, keyed by k) and shared by the V maps.
     """
     count, variants, pixels = batch.ranks.shape
-    shape = start.shape[1:]
     curve = torch.empty(count, variants, len(counts), device=batch.ranks.device)
+    for k in (0, pixels):
+        if k not in endpoint_scores:
+            endpoint_scores[k] = score_batch(start if k == 0 else end, batch.targets)
+            progress.advance(count)
+    interior = [s for s, k in enumerate(counts) if 0 < k < pixels]
     for s, k in enumerate(counts):
-        if k in (0, pixels):
-            if k not in endpoint_scores:
-                endpoint_scores[k] = score_batch(start if k == 0 else end, batch.targets)
-                progress.advance(count)
-            curve[:, :, s] = endpoint_scores[k][:, None]
-            continue
+        if s not in interior:
+            curve[:, :, s] = endpoint_scores[0 if k == 0 else pixels][:, None]
+    taken = torch.as_tensor([counts[s] for s in interior], device=batch.ranks.device)
 
-        def make_chunk(owners, ranks, k=k):
-            take_end = (ranks < k).reshape(-1, 1, *shape[1:])
-            return torch.where(take_end, end[owners], start[owners])
+    def make_chunk(point, owners, ranks):
+        take_end = (ranks < taken[point, None]).reshape(-1, 1, *start.shape[2:])
+        return torch.where(take_end, end[owners], start[owners])
 
-        curve[:, :, s] = _score_rows(batch, make_chunk, score_batch, batch_size, progress)
+    if interior:
+        curve[:, :, interior] = _score_points(batch, len(interior), make_chunk, score_batch, batch_size, progress)
     return curve
 
 
@@ -279,7 +294,7 @@ def _deletion_or_insertion(kind: str, engine, images, maps, targets, steps, base
 
 def deletion_curve(engine: CamEngine, images: torch.Tensor, maps: Any, targets: Any = None, steps: int = 20, *,
                    baseline: str | float | torch.Tensor = "zero", blur_sigma: float | None = None,
-                   score: str = "probability", batch_size: int = DEFAULT_BATCH_SIZE,
+                   score: str = "probability", batch_size: int | None = DEFAULT_BATCH_SIZE,
                    progress: ProgressFn | None = None) -> PerturbationCurves:
     """The target's score as the most salient pixels are replaced by ``baseline``, in ``steps`` steps.
 
@@ -292,7 +307,7 @@ def deletion_curve(engine: CamEngine, images: torch.Tensor, maps: Any, targets: 
 
 def insertion_curve(engine: CamEngine, images: torch.Tensor, maps: Any, targets: Any = None, steps: int = 20, *,
                     baseline: str | float | torch.Tensor = "blur", blur_sigma: float | None = None,
-                    score: str = "probability", batch_size: int = DEFAULT_BATCH_SIZE,
+                    score: str = "probability", batch_size: int | None = DEFAULT_BATCH_SIZE,
                     progress: ProgressFn | None = None) -> PerturbationCurves:
     """The target's score as the most salient pixels are revealed over ``baseline``, in ``steps`` steps."""
     return _deletion_or_insertion("insertion", engine, images, maps, targets, steps, baseline, blur_sigma, score,
@@ -480,26 +495,24 @@ def _check_fractions(fractions: Sequence[float]) -> list[float]:
 
 
 def _road_points(batch: _Batch, order: str, fractions: Sequence[float], noise: float, seed: int,
-                 score_batch: Callable, batch_size: int, progress: _Progress) -> torch.Tensor:
+                 score_batch: Callable, batch_size: int | None, progress: _Progress) -> torch.Tensor:
     """(B, V, F) target scores with each fraction of pixels removed (most or least relevant first) and imputed."""
-    count, variants, pixels = batch.ranks.shape
+    pixels = batch.ranks.shape[-1]
     fields = _road_noise(fractions, tuple(batch.images.shape[1:]), seed, batch.images.device)
-    curve = torch.empty(count, variants, len(fractions), device=batch.ranks.device)
-    for index, fraction in enumerate(fractions):
-        removed_count = round(fraction * pixels)
+    removed_counts = torch.as_tensor([round(f * pixels) for f in fractions], device=batch.ranks.device)
 
-        def make_chunk(owners, ranks, removed_count=removed_count, field=fields[index]):
-            removed = ranks < removed_count if order == "morf" else ranks >= pixels - removed_count
-            images = batch.images[owners]
-            return noisy_linear_impute(images, removed.reshape(-1, *images.shape[2:]), noise, noise_field=field)
+    def make_chunk(point, owners, ranks):
+        counts = removed_counts[point, None]
+        removed = ranks < counts if order == "morf" else ranks >= pixels - counts
+        images = batch.images[owners]
+        return noisy_linear_impute(images, removed.reshape(-1, *images.shape[2:]), noise, noise_field=fields[point])
 
-        curve[:, :, index] = _score_rows(batch, make_chunk, score_batch, batch_size, progress)
-    return curve
+    return _score_points(batch, len(fractions), make_chunk, score_batch, batch_size, progress)
 
 
 def road_curve(engine: CamEngine, images: torch.Tensor, maps: Any, targets: Any = None, *, order: str = "morf",
                fractions: Sequence[float] = ROAD_FRACTIONS, noise: float = 0.01, seed: int = 0,
-               score: str = "probability", batch_size: int = DEFAULT_BATCH_SIZE,
+               score: str = "probability", batch_size: int | None = DEFAULT_BATCH_SIZE,
                progress: ProgressFn | None = None) -> PerturbationCurves:
     """ROAD (Rong et al. 2022): the target's score with the ``fractions`` most (``order="morf"``) or least
     (``"lerf"``) relevant pixels removed by noisy linear imputation. ``auc`` is the mean over the fractions:
@@ -743,7 +756,7 @@ def _table_maps(engine: CamEngine, x: torch.Tensor, layers: list[str], targets: 
 
 
 def _table_metrics(engine: CamEngine, batch: _Batch, steps: int, fractions: list[float], seed: int,
-                   batch_size: int, tracker: _Progress):
+                   batch_size: int | None, tracker: _Progress):
     """(N, V) values and (N, V, S) curves of the perturbation metrics for every cell."""
     score_batch = _score_batcher(engine, "probability", batch_size)
     pixels = batch.ranks.shape[-1]
@@ -796,7 +809,8 @@ def faithfulness_table(engine: CamEngine, images: torch.Tensor, layers: Sequence
                        masks: Any = None, regions: dict[str, Any] | None = None, dilation: int = 0,
                        steps: int = 20, road_fractions: Sequence[float] = TABLE_ROAD_FRACTIONS,
                        scorecam_budget: int = 4096, n_boot: int = 1000, seed: int = 0,
-                       batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressFn | None = None) -> FaithfulnessTable:
+                       batch_size: int | None = DEFAULT_BATCH_SIZE,
+                       progress: ProgressFn | None = None) -> FaithfulnessTable:
     """Every method x layer on N images: deletion, insertion, ROAD (and pointing game / energy with masks).
 
     images (N, C, H, W) normalised; layers e.g. ``table_layers(model, default_layer, input_size)``; targets None

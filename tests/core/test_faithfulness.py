@@ -85,7 +85,7 @@ def _smooth_maps(count: int, size: int, seed: int) -> np.ndarray:
     return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")[:, 0].numpy()
 
 
-def test_only_the_ranking_of_the_map_matters(images):
+def test_only_the_ranking_of_the_map_matters(images, one_torch_thread):
     engine = CamEngine(tiny_net(), device="cpu")
     maps = _smooth_maps(3, 16, seed=2)
     transformed = np.exp(4 * maps) - 7.0  # strictly increasing
@@ -132,11 +132,8 @@ def test_curves_start_at_the_image_and_progress_reaches_the_total(images):
     assert calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
-@pytest.mark.parametrize("stencil", ["slices", "depthwise conv"])
-def test_imputation_matches_pytorch_grad_cams_sparse_solve(stencil, monkeypatch):
+def test_imputation_matches_pytorch_grad_cams_sparse_solve(monkeypatch, one_torch_thread):
     road = pytest.importorskip("pytorch_grad_cam.metrics.road")
-    # Small batches use shifted slices, large ones a depthwise conv: check both on the same images.
-    monkeypatch.setattr(faithfulness, "_SLICES_UP_TO", 10**9 if stencil == "slices" else 0)
     generator = torch.Generator().manual_seed(0)
     for height, width in ((64, 64), (30, 45)):  # 45 px: no coarser grid, plain Jacobi-preconditioned CG
         image = torch.nn.functional.avg_pool2d(torch.randn(1, 3, height, width, generator=generator), 5, 1, 2)[0]
@@ -148,13 +145,16 @@ def test_imputation_matches_pytorch_grad_cams_sparse_solve(stencil, monkeypatch)
             removed = torch.rand(height, width, generator=generator) < 0.6
             removed[:8, :8] = True
         theirs = road.NoisyLinearImputer(noise=0)(image, (~removed).float())
-        # The multigrid preconditioner needs ~15 iterations on the blob (without it, 30 left errors of 0.05).
-        ours = noisy_linear_impute(image[None], removed[None], noise=0, max_iter=30 if height == 64 else 300)[0]
-        assert (ours - theirs).abs().max() < 3e-4
-        assert torch.equal(ours[:, ~removed], image[:, ~removed])
+        # Small batches use shifted slices, large ones a depthwise conv: both on the same image. The multigrid
+        # preconditioner needs ~15 iterations on the blob (without it, 30 left errors of 0.05).
+        for slices_up_to in (10**9, 0):
+            monkeypatch.setattr(faithfulness, "_SLICES_UP_TO", slices_up_to)
+            ours = noisy_linear_impute(image[None], removed[None], noise=0, max_iter=30 if height == 64 else 300)[0]
+            assert (ours - theirs).abs().max() < 3e-4, f"stencil switch at {slices_up_to} values"
+            assert torch.equal(ours[:, ~removed], image[:, ~removed])
 
 
-def test_road_matches_pytorch_grad_cam_without_noise():
+def test_road_matches_pytorch_grad_cam_without_noise(one_torch_thread):
     # Their metric: logit after imputation minus before, pixels with cam >= np.percentile(cam, p) removed. On
     # 32x32 = 1024 px, p = 80 and 50 remove round(0.2 * 1024) = 205 and 512 pixels, as our fractions do.
     metrics = pytest.importorskip("pytorch_grad_cam.metrics.perturbation_confidence")

@@ -48,7 +48,7 @@ def test_table_layers_are_the_default_and_the_ends_of_earlier_stages():
         table_layers(resnet18(), "layer9", (64, 64))
 
 
-def test_table_shapes_best_cells_csv_and_scorecam_budget(images):
+def test_table_shapes_best_cells_csv_and_scorecam_budget(images, one_torch_thread):
     engine = CamEngine(tiny_net(), device="cpu")
     masks = np.zeros((3, 16, 16), bool)
     masks[:, 4:12, 4:12] = True
