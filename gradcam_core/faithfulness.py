@@ -638,7 +638,10 @@ class FaithfulnessTable:
     ``mean``/``low``/``high`` (M, L) the mean and its bootstrap interval; ``best[metric]`` the (method, layer)
     with the best mean; ``curves["deletion"|"insertion"|"road_morf"|"road_lerf"]`` (M, L, N, S) at
     ``fractions[...]`` (S,). Metrics: deletion, insertion, road (= (road_lerf - road_morf) / 2), road_morf,
-    road_lerf, and with masks pointing and energy, plus energy_<name> for each extra region.
+    road_lerf, and with masks pointing and energy, plus pointing_<name> and energy_<name> for each extra region.
+    Named regions have no better direction (``higher_is_better`` None, no best cell): more energy on a shortcut
+    marker is a finding, not a merit. ``area_share[name]`` (N,) is each region's share of the image ("mask" for
+    the masks): an energy share above it means the map concentrates there (a uniform map's equals it).
     """
 
     methods: list[str]
@@ -651,10 +654,11 @@ class FaithfulnessTable:
     low: dict[str, np.ndarray]
     high: dict[str, np.ndarray]
     best: dict[str, tuple[str, str] | None]
-    higher_is_better: dict[str, bool]
+    higher_is_better: dict[str, bool | None]
     curves: dict[str, np.ndarray]
     fractions: dict[str, np.ndarray]
     skipped: list[tuple[str, str, str]]
+    area_share: dict[str, np.ndarray]
 
     def image_rows(self) -> list[dict[str, Any]]:
         """One dict per (image, method, layer) that was computed: the page's CSV."""
@@ -698,10 +702,10 @@ def _csv_cell(value: Any) -> str:
     return f'"{text}"' if any(c in text for c in ',"\n') else text
 
 
-def _best_cells(mean: dict[str, np.ndarray], methods, layers, higher: dict[str, bool]):
+def _best_cells(mean: dict[str, np.ndarray], methods, layers, higher: dict[str, bool | None]):
     best: dict[str, tuple[str, str] | None] = {}
     for metric, table in mean.items():
-        if np.all(np.isnan(table)):
+        if higher[metric] is None or np.all(np.isnan(table)):
             best[metric] = None
             continue
         flat = np.where(np.isnan(table), -np.inf if higher[metric] else np.inf, table)
@@ -787,13 +791,15 @@ def _table_metrics(engine: CamEngine, batch: _Batch, steps: int, fractions: list
 
 
 def _region_metrics(maps: torch.Tensor, masks: Any, regions: dict[str, Any] | None, dilation: int):
-    values = {}
-    if masks is not None:
-        values["pointing"] = pointing_game(maps, masks, dilation).astype(np.float64)
-        values["energy"] = energy_in_mask(maps, masks)
-    for name, region in (regions or {}).items():
-        values[f"energy_{name}"] = energy_in_mask(maps, region)
-    return values
+    """Pointing game and energy share per (N, V) for the masks and each named region, and each one's area share."""
+    values, area_share = {}, {}
+    named = ([("", "mask", masks)] if masks is not None else []) + [
+        (f"_{name}", name, region) for name, region in (regions or {}).items()]
+    for suffix, name, region in named:
+        values[f"pointing{suffix}"] = pointing_game(maps, region, dilation).astype(np.float64)
+        values[f"energy{suffix}"] = energy_in_mask(maps, region)
+        area_share[name] = np.asarray(region, dtype=bool).reshape(len(region), -1).mean(axis=1)
+    return values, area_share
 
 
 def _by_cell(cells: list[tuple[int, int]], per_cell: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -815,7 +821,8 @@ def faithfulness_table(engine: CamEngine, images: torch.Tensor, layers: Sequence
 
     images (N, C, H, W) normalised; layers e.g. ``table_layers(model, default_layer, input_size)``; targets None
     = predicted class. masks (N, H, W) bool: the objects (pointing game, energy); regions {name: (N, H, W) bool}:
-    more areas whose energy share is reported as ``energy_<name>`` (e.g. a shortcut marker). Score-CAM cells are
+    more areas whose pointing game and energy share are reported as ``pointing_<name>``, ``energy_<name>`` (e.g.
+    a shortcut marker). Score-CAM cells are
     computed for the layers, in order, whose masked forwards (N x channels) fit in ``scorecam_budget``; the rest
     are listed in ``skipped``. ROAD uses ``road_fractions`` (five by default: the table pays 2 x 5 imputations
     per image and cell; ``road_curve`` defaults to nine). ``progress(done, total)`` counts image forwards.
@@ -834,12 +841,13 @@ def faithfulness_table(engine: CamEngine, images: torch.Tensor, layers: Sequence
     cells, maps = _table_maps(engine, x, layers, target_vector, methods, planned, tracker)
     batch = _Batch(x, saliency_ranks(maps), target_vector, squeeze=False)
     values, curves, fraction_axes = _table_metrics(engine, batch, steps, fractions, seed, batch_size, tracker)
-    values.update(_region_metrics(maps, masks, regions, dilation))
+    region_values, area_share = _region_metrics(maps, masks, regions, dilation)
+    values.update(region_values)
     shape = (len(methods), len(layers))
     by_cell = {metric: _by_cell(cells, per_cell, shape) for metric, per_cell in values.items()}
     metrics = [m for m in ("deletion", "insertion", "road", "road_morf", "road_lerf", "pointing", "energy")
-               if m in by_cell] + sorted(m for m in by_cell if m.startswith("energy_"))
-    higher = {metric: HIGHER_IS_BETTER.get(metric, True) for metric in metrics}
+               if m in by_cell] + sorted(m for m in by_cell if m.startswith(("pointing_", "energy_")))
+    higher = {metric: HIGHER_IS_BETTER.get(metric) for metric in metrics}
     summary = {metric: bootstrap_interval(by_cell[metric], n_boot, seed) for metric in metrics}
     mean = {metric: summary[metric][0] for metric in metrics}
     ids = np.arange(count) if image_ids is None else np.asarray(list(image_ids))
@@ -848,4 +856,4 @@ def faithfulness_table(engine: CamEngine, images: torch.Tensor, layers: Sequence
         values={m: by_cell[m] for m in metrics}, mean=mean, low={m: summary[m][1] for m in metrics},
         high={m: summary[m][2] for m in metrics}, best=_best_cells(mean, methods, layers, higher),
         higher_is_better=higher, curves={name: _by_cell(cells, curve, shape) for name, curve in curves.items()},
-        fractions=fraction_axes, skipped=skipped)
+        fractions=fraction_axes, skipped=skipped, area_share=area_share)

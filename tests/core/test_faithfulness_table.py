@@ -61,7 +61,10 @@ def test_table_shapes_best_cells_csv_and_scorecam_budget(images, one_torch_threa
                                road_fractions=(0.5,), scorecam_budget=60, n_boot=200,
                                progress=lambda done, total: calls.append((done, total)))
     assert table.metrics == ["deletion", "insertion", "road", "road_morf", "road_lerf", "pointing", "energy",
-                             "energy_corner"]
+                             "energy_corner", "pointing_corner"]
+    np.testing.assert_allclose(table.area_share["mask"], 0.25)
+    np.testing.assert_allclose(table.area_share["corner"], 16 / 256)
+    assert table.best["energy_corner"] is None and table.higher_is_better["pointing_corner"] is None
     assert table.values["deletion"].shape == (3, 2, 3)
     assert table.curves["deletion"].shape == (3, 2, 3, 5)
     assert [(m, layer) for m, layer, _ in table.skipped] == [("scorecam", "2")]
@@ -70,6 +73,8 @@ def test_table_shapes_best_cells_csv_and_scorecam_budget(images, one_torch_threa
         mean = table.mean[metric]
         assert np.all((table.low[metric] <= mean + 1e-12) | np.isnan(mean))
         assert np.all((mean <= table.high[metric] + 1e-12) | np.isnan(mean))
+        if table.higher_is_better[metric] is None:
+            continue
         pick = np.nanargmax(mean) if table.higher_is_better[metric] else np.nanargmin(mean)
         m, k = np.unravel_index(pick, mean.shape)
         assert table.best[metric] == (table.methods[m], table.layers[k])
