@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from gradcam_core.engine import CamEngine, logits_from_output
 from gradcam_core.layers import layer_output_shapes, list_conv_layers
+from gradcam_core.methods import resolve_methods
 from gradcam_core.scorecam import score_cam
 from gradcam_core.state import preserved_model_state
 
@@ -827,7 +828,7 @@ def faithfulness_table(engine: CamEngine, images: torch.Tensor, layers: Sequence
     are listed in ``skipped``. ROAD uses ``road_fractions`` (five by default: the table pays 2 x 5 imputations
     per image and cell; ``road_curve`` defaults to nine). ``progress(done, total)`` counts image forwards.
     """
-    methods = [str(m).lower() for m in methods]
+    methods = [method.name for method in resolve_methods(methods)]  # canonical names: "Grad-CAM++" -> gradcampp
     layers = list(layers)
     fractions = _check_fractions(road_fractions)
     x = engine._check_images(images)

@@ -107,7 +107,8 @@ def test_the_table_reads_targets_and_never_changes_the_model(images):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.train()
     table = faithfulness_table(CamEngine(model, device="cpu"), images, ["6"], targets=[1, 1, 2],
-                               methods=("gradcam",), steps=2, road_fractions=(0.5,), n_boot=10)
+                               methods=("Grad-CAM", "Score-CAM"), steps=2, road_fractions=(0.5,), n_boot=10)
     assert table.targets.tolist() == [1, 1, 2]
+    assert table.methods == ["gradcam", "scorecam"] and not np.isnan(table.values["deletion"]).any()
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
