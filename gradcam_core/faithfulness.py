@@ -813,7 +813,7 @@ def _by_cell(cells: list[tuple[int, int]], per_cell: np.ndarray, shape: tuple[in
 
 def faithfulness_table(engine: CamEngine, images: torch.Tensor, layers: Sequence[str], *, targets: Any = None,
                        methods: Sequence[str] = TABLE_METHODS, image_ids: Sequence[Any] | None = None,
-                       masks: Any = None, regions: dict[str, Any] | None = None, dilation: int = 0,
+                       masks: Any = None, regions: dict[str, Any] | None = None, dilation: int | None = None,
                        steps: int = 20, road_fractions: Sequence[float] = TABLE_ROAD_FRACTIONS,
                        scorecam_budget: int = 4096, n_boot: int = 1000, seed: int = 0,
                        batch_size: int | None = DEFAULT_BATCH_SIZE,
@@ -823,7 +823,8 @@ def faithfulness_table(engine: CamEngine, images: torch.Tensor, layers: Sequence
     images (N, C, H, W) normalised; layers e.g. ``table_layers(model, default_layer, input_size)``; targets None
     = predicted class. masks (N, H, W) bool: the objects (pointing game, energy); regions {name: (N, H, W) bool}:
     more areas whose pointing game and energy share are reported as ``pointing_<name>``, ``energy_<name>`` (e.g.
-    a shortcut marker). Score-CAM cells are
+    a shortcut marker). The pointing game dilates each region by ``dilation`` px (None: Zhang et al.'s 15 px at
+    224 px, scaled to the input: 4 px at 64 px). Score-CAM cells are
     computed for the layers, in order, whose masked forwards (N x channels) fit in ``scorecam_budget``; the rest
     are listed in ``skipped``. ROAD uses ``road_fractions`` (five by default: the table pays 2 x 5 imputations
     per image and cell; ``road_curve`` defaults to nine). ``progress(done, total)`` counts image forwards.
@@ -842,6 +843,8 @@ def faithfulness_table(engine: CamEngine, images: torch.Tensor, layers: Sequence
     cells, maps = _table_maps(engine, x, layers, target_vector, methods, planned, tracker)
     batch = _Batch(x, saliency_ranks(maps), target_vector, squeeze=False)
     values, curves, fraction_axes = _table_metrics(engine, batch, steps, fractions, seed, batch_size, tracker)
+    if dilation is None:  # Zhang et al.'s 15 px tolerance at 224 px, scaled: 4 px on 64 px images
+        dilation = round(15 * max(x.shape[-2:]) / 224)
     region_values, area_share = _region_metrics(maps, masks, regions, dilation)
     values.update(region_values)
     shape = (len(methods), len(layers))
