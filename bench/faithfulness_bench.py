@@ -7,8 +7,9 @@
 Peers, measured in the same process on the same map:
 - deletion + insertion: torch-cam's ``DeletionInsertionMetric`` (pytorch-grad-cam has no deletion/insertion
   class; its ``CamMultImageConfidenceChange`` is one forward of image x map, not a curve). torch-cam uses one
-  baseline for both curves, so ours runs with ``baseline="zero"`` for both here, and torch-cam computes its own
-  Grad-CAM (same layer) inside ``update`` (one forward + backward), so our time includes ``explain`` too.
+  baseline for both curves, so ours runs with ``baseline="zero"`` for both here. Its metric computes a CAM itself
+  (on the softmax output, not the logit: another map); a small adapter hands it our Grad-CAM instead, so both
+  score the same map and the times are the metric's alone.
 - ROAD: pytorch-grad-cam's ``ROADMostRelevantFirstAverage`` + ``ROADLeastRelevantFirstAverage`` (nine
   percentiles each, noisy linear imputation with scipy's ``spsolve``, one image at a time) against our
   ``road_curve`` MoRF + LeRF at the same nine fractions.
@@ -18,6 +19,7 @@ Peers, measured in the same process on the same map:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
@@ -93,19 +95,35 @@ def workspace_table(name: str, count: int = 16) -> str:
         cells = [f"{row[m]:.3f} [{row[m + '_low']:.2f}, {row[m + '_high']:.2f}]{' *' if row[m + '_best'] else ''}"
                  for m in metrics]
         lines.append(f"| {row['method']} | {row['layer']} | " + " | ".join(cells) + " |")
+    shares = ", ".join(f"{name} {share.mean():.3f}" for name, share in table.area_share.items())
+    lines += ["", f"Mean area share (a uniform map's energy share): {shares}."]
     if table.skipped:
         lines += ["", "Skipped: " + "; ".join(f"{m} at {layer} ({why})" for m, layer, why in table.skipped)]
     return "\n".join(lines)
 
 
-def _torchcam_deletion_insertion(model, images, layer: str, steps: int):
-    from torchcam.methods import GradCAM
+class _FixedCam:
+    """What torch-cam's metrics call a CAM extractor, returning a map computed beforehand."""
+
+    def __init__(self, model: torch.nn.Module, cam: torch.Tensor):
+        self.model, self.cam = model, cam
+
+    def __call__(self, class_idx=None, scores=None, normalized=True, **_):
+        return [self.cam]
+
+    def fuse_cams(self, cams):
+        return cams[0]
+
+    def _hooks_off(self):
+        return contextlib.nullcontext()
+
+
+def _torchcam_deletion_insertion(model, images, cam: torch.Tensor, steps: int):
     from torchcam.metrics import DeletionInsertionMetric
 
-    with GradCAM(model, layer) as extractor:
-        metric = DeletionInsertionMetric(extractor, lambda logits: torch.softmax(logits, dim=-1), steps=steps)
-        metric.update(images)
-        return metric.summary()
+    metric = DeletionInsertionMetric(_FixedCam(model, cam), lambda logits: torch.softmax(logits, dim=-1), steps=steps)
+    metric.update(images)
+    return metric.summary()
 
 
 def _pgc_road(model, images, maps: np.ndarray, target: int) -> tuple[float, float]:
@@ -125,22 +143,23 @@ def one_image_vs_peers(arch: str, size: int, steps: int, repeats: int, device: t
     engine = CamEngine(model, device=device)
     conv = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)][-1]
 
+    result = engine.explain(images, layers=[conv])
+    cam, target = result.cams["gradcam"][conv], result.targets
+
     def ours_deletion_insertion():
-        result = engine.explain(images, layers=[conv])
-        cam, target = result.cams["gradcam"][conv], result.targets
         deletion = fa.deletion_auc(engine, images, cam, target, steps)
         insertion = fa.insertion_auc(engine, images, cam, target, steps, baseline="zero")
         return float(deletion[0]), float(insertion[0])
 
-    row = {"ours_di_s": median_time(ours_deletion_insertion, repeats, warmup=0)}
-    row["torchcam_di_s"] = median_time(lambda: _torchcam_deletion_insertion(model, images, conv, steps), repeats,
-                                       warmup=0)
-    row["ours_di"] = ours_deletion_insertion()
-    peer = _torchcam_deletion_insertion(model, images, conv, steps)
+    def theirs():
+        return _torchcam_deletion_insertion(model, images, torch.as_tensor(cam), steps)
+
+    row = {"ours_di_s": median_time(ours_deletion_insertion, repeats, warmup=0),
+           "torchcam_di_s": median_time(theirs, repeats, warmup=0), "ours_di": ours_deletion_insertion()}
+    peer = theirs()
     row["torchcam_di"] = (peer["deletion_auc"], peer["insertion_auc"])
-    result = engine.explain(images, layers=[conv])
-    cam = fa.upsampled_maps(result.cams["gradcam"][conv], (size, size))[:, 0].numpy()
-    target = int(result.targets[0])
+    cam = fa.upsampled_maps(cam, (size, size))[:, 0].numpy()
+    target = int(target[0])
 
     def ours_road():
         morf = fa.road_curve(engine, images, cam, [target], order="morf").auc
@@ -184,9 +203,9 @@ def section(quick: bool, device: torch.device) -> str:
         f"| ROAD MoRF + LeRF, 9 fractions (vs pytorch-grad-cam `ROAD*RelevantFirstAverage`) | "
         f"{row['ours_road_s']:.2f} s | {row['pgc_road_s']:.2f} s | {road_ratio:.1f}x |",
         "",
-        f"Values: deletion / insertion AUC ours {row['ours_di'][0]:.4f} / {row['ours_di'][1]:.4f}, torch-cam "
-        f"{row['torchcam_di'][0]:.4f} / {row['torchcam_di'][1]:.4f} (torch-cam steps by ceil(H*W/steps) pixels, "
-        "we by round(s*H*W/steps)); ROAD change of the target probability MoRF / LeRF ours "
+        f"Values on the same map: deletion / insertion AUC ours {row['ours_di'][0]:.4f} / {row['ours_di'][1]:.4f}, "
+        f"torch-cam {row['torchcam_di'][0]:.4f} / {row['torchcam_di'][1]:.4f} (torch-cam steps by ceil(H*W/steps) "
+        "pixels, we by round(s*H*W/steps)); ROAD change of the target probability MoRF / LeRF ours "
         f"{row['ours_road_diff'][0]:+.4f} / {row['ours_road_diff'][1]:+.4f}, pytorch-grad-cam "
         f"{row['pgc_road'][0]:+.4f} / {row['pgc_road'][1]:+.4f} (both with 0.01 noise, different draws).",
         "",
