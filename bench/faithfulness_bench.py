@@ -25,9 +25,21 @@ import time
 import numpy as np
 import torch
 
-from bench.engine_bench import build, machine_line, median_time
+from bench.engine_bench import build, machine_line
 from gradcam_core import CamEngine
 from gradcam_core import faithfulness as fa
+
+
+def _interleaved(ours, theirs, repeats: int) -> tuple[float, float]:
+    """Median seconds of each, run alternately (ours, theirs, ours, ...) so a change in the machine's load
+    during the run falls on both."""
+    samples: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, times in zip((ours, theirs), samples, strict=True):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return float(np.median(samples[0])), float(np.median(samples[1]))
 
 
 def _timed(fn):
@@ -147,15 +159,16 @@ def one_image_vs_peers(arch: str, size: int, steps: int, repeats: int, device: t
     cam, target = result.cams["gradcam"][conv], result.targets
 
     def ours_deletion_insertion():
-        deletion = fa.deletion_auc(engine, images, cam, target, steps)
-        insertion = fa.insertion_auc(engine, images, cam, target, steps, baseline="zero")
-        return float(deletion[0]), float(insertion[0])
+        deletion, insertion = fa.deletion_insertion_curves(engine, images, cam, target, steps,
+                                                           insertion_baseline="zero")
+        return float(deletion.auc[0]), float(insertion.auc[0])
 
     def theirs():
         return _torchcam_deletion_insertion(model, images, torch.as_tensor(cam), steps)
 
-    row = {"ours_di_s": median_time(ours_deletion_insertion, repeats, warmup=0),
-           "torchcam_di_s": median_time(theirs, repeats, warmup=0), "ours_di": ours_deletion_insertion()}
+    row = {}
+    row["ours_di_s"], row["torchcam_di_s"] = _interleaved(ours_deletion_insertion, theirs, repeats)
+    row["ours_di"] = ours_deletion_insertion()
     peer = theirs()
     row["torchcam_di"] = (peer["deletion_auc"], peer["insertion_auc"])
     cam = fa.upsampled_maps(cam, (size, size))[:, 0].numpy()
@@ -166,8 +179,9 @@ def one_image_vs_peers(arch: str, size: int, steps: int, repeats: int, device: t
         lerf = fa.road_curve(engine, images, cam, [target], order="lerf").auc
         return float(morf[0]), float(lerf[0])
 
-    row["ours_road"], row["ours_road_s"], _ = _timed(ours_road)
-    row["pgc_road"], row["pgc_road_s"], _ = _timed(lambda: _pgc_road(model, images, cam, target))
+    row["ours_road_s"], row["pgc_road_s"] = _interleaved(ours_road, lambda: _pgc_road(model, images, cam, target),
+                                                         max(1, repeats // 2))
+    row["ours_road"], row["pgc_road"] = ours_road(), _pgc_road(model, images, cam, target)
     original = float(torch.softmax(torch.as_tensor(engine.predict(images)), dim=1)[0, target])
     row["ours_road_diff"] = (row["ours_road"][0] - original, row["ours_road"][1] - original)
     row.update(arch=arch, size=size, steps=steps)

@@ -274,23 +274,41 @@ def _curves_result(curve: torch.Tensor, counts: Sequence[int], pixels: int, sque
     return PerturbationCurves(fractions=fractions, scores=scores.astype(np.float32), auc=auc)
 
 
-def _deletion_or_insertion(kind: str, engine, images, maps, targets, steps, baseline, blur_sigma, score,
-                           batch_size, progress) -> PerturbationCurves:
+def _perturbation_curves(baselines: dict[str, Any], engine, images, maps, targets, steps, blur_sigma, score,
+                         batch_size, progress) -> dict[str, PerturbationCurves]:
+    """Deletion and/or insertion curves ({"deletion": baseline, "insertion": baseline}) from one check of the
+    inputs, one forward of the unperturbed images and one ranking of the maps."""
     score_batch = _score_batcher(engine, score, batch_size)
     batch, logits = _prepare(engine, images, maps, targets, score_batch)
     pixels = batch.ranks.shape[-1]
     counts = _step_counts(steps, pixels)
     count, variants = batch.ranks.shape[:2]
-    tracker = _Progress(progress, count * (2 + variants * max(len(counts) - 2, 0)), done=count)
-    base = baseline_images(batch.images, baseline, blur_sigma)
+    tracker = _Progress(progress, count * (1 + len(baselines) * (1 + variants * max(len(counts) - 2, 0))),
+                        done=count)
     original = _target_scores(logits, batch.targets, score)
-    if kind == "deletion":
-        curve = _transition_curve(batch, batch.images, base, counts, {0: original}, score_batch, batch_size,
-                                  tracker)
-    else:
-        curve = _transition_curve(batch, base, batch.images, counts, {pixels: original}, score_batch, batch_size,
-                                  tracker)
-    return _curves_result(curve, counts, pixels, batch.squeeze, "trapezoid")
+    curves = {}
+    for kind, baseline in baselines.items():
+        base = baseline_images(batch.images, baseline, blur_sigma)
+        if kind == "deletion":
+            curve = _transition_curve(batch, batch.images, base, counts, {0: original}, score_batch, batch_size,
+                                      tracker)
+        else:
+            curve = _transition_curve(batch, base, batch.images, counts, {pixels: original}, score_batch,
+                                      batch_size, tracker)
+        curves[kind] = _curves_result(curve, counts, pixels, batch.squeeze, "trapezoid")
+    return curves
+
+
+def deletion_insertion_curves(engine: CamEngine, images: torch.Tensor, maps: Any, targets: Any = None,
+                              steps: int = 20, *, deletion_baseline: str | float | torch.Tensor = "zero",
+                              insertion_baseline: str | float | torch.Tensor = "blur", blur_sigma: float | None = None,
+                              score: str = "probability", batch_size: int | None = DEFAULT_BATCH_SIZE,
+                              progress: ProgressFn | None = None) -> tuple[PerturbationCurves, PerturbationCurves]:
+    """(deletion, insertion) curves together, sharing the unperturbed forward and the ranking: what the explorer's
+    chart needs (pass (B, 2, h, w) maps for a map next to its random baseline)."""
+    curves = _perturbation_curves({"deletion": deletion_baseline, "insertion": insertion_baseline}, engine, images,
+                                  maps, targets, steps, blur_sigma, score, batch_size, progress)
+    return curves["deletion"], curves["insertion"]
 
 
 def deletion_curve(engine: CamEngine, images: torch.Tensor, maps: Any, targets: Any = None, steps: int = 20, *,
@@ -302,8 +320,8 @@ def deletion_curve(engine: CamEngine, images: torch.Tensor, maps: Any, targets: 
     images (B, C, H, W) normalised for the model; maps (B, h, w) or (B, V, h, w); targets: None (predicted
     class), an int, or B ints. ``progress(done, total)`` counts image forwards. See the module docstring.
     """
-    return _deletion_or_insertion("deletion", engine, images, maps, targets, steps, baseline, blur_sigma, score,
-                                  batch_size, progress)
+    return _perturbation_curves({"deletion": baseline}, engine, images, maps, targets, steps, blur_sigma, score,
+                                batch_size, progress)["deletion"]
 
 
 def insertion_curve(engine: CamEngine, images: torch.Tensor, maps: Any, targets: Any = None, steps: int = 20, *,
@@ -311,8 +329,8 @@ def insertion_curve(engine: CamEngine, images: torch.Tensor, maps: Any, targets:
                     score: str = "probability", batch_size: int | None = DEFAULT_BATCH_SIZE,
                     progress: ProgressFn | None = None) -> PerturbationCurves:
     """The target's score as the most salient pixels are revealed over ``baseline``, in ``steps`` steps."""
-    return _deletion_or_insertion("insertion", engine, images, maps, targets, steps, baseline, blur_sigma, score,
-                                  batch_size, progress)
+    return _perturbation_curves({"insertion": baseline}, engine, images, maps, targets, steps, blur_sigma, score,
+                                batch_size, progress)["insertion"]
 
 
 def deletion_auc(engine: CamEngine, images: torch.Tensor, maps: Any, targets: Any = None, steps: int = 20,

@@ -10,8 +10,10 @@ from gradcam_core import CamEngine, faithfulness
 from gradcam_core.faithfulness import (
     deletion_auc,
     deletion_curve,
+    deletion_insertion_curves,
     energy_in_mask,
     insertion_auc,
+    insertion_curve,
     noisy_linear_impute,
     pointing_game,
     road_combined,
@@ -123,13 +125,21 @@ def test_a_batch_gives_what_one_image_at_a_time_gives(images, one_torch_thread):
 
 def test_curves_start_at_the_image_and_progress_reaches_the_total(images):
     engine = CamEngine(tiny_net(), device="cpu")
+    maps = _smooth_maps(3, 4, seed=1)
     calls = []
-    curve = deletion_curve(engine, images, _smooth_maps(3, 4, seed=1), steps=5,
-                           progress=lambda done, total: calls.append((done, total)))
+    deletion, insertion = deletion_insertion_curves(engine, images, maps, steps=5,
+                                                    progress=lambda done, total: calls.append((done, total)))
     probabilities = torch.softmax(torch.as_tensor(engine.predict(images)), dim=1).numpy()
-    np.testing.assert_allclose(curve.scores[:, 0], probabilities.max(axis=1), atol=1e-6)
-    assert curve.scores.shape == (3, 6)
+    np.testing.assert_allclose(deletion.scores[:, 0], probabilities.max(axis=1), atol=1e-6)
+    np.testing.assert_allclose(insertion.scores[:, -1], probabilities.max(axis=1), atol=1e-6)
+    assert deletion.scores.shape == (3, 6)
     assert calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    # Together they give what each gives alone.
+    alone = []
+    np.testing.assert_allclose(deletion.auc, deletion_curve(engine, images, maps, steps=5,
+                                                            progress=lambda d, t: alone.append((d, t))).auc, atol=1e-6)
+    assert alone[-1][0] == alone[-1][1] < calls[-1][1]
+    np.testing.assert_allclose(insertion.auc, insertion_curve(engine, images, maps, steps=5).auc, atol=1e-6)
 
 
 def test_imputation_matches_pytorch_grad_cams_sparse_solve(monkeypatch, one_torch_thread):
