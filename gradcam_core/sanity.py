@@ -90,9 +90,10 @@ def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
 
 def ssim(first: np.ndarray, second: np.ndarray, data_range: float = 1.0) -> np.ndarray:
     """Mean SSIM (Wang et al. 2004) of each pair of (B, H, W) maps, (B,): 11x11 Gaussian window, sigma 1.5,
-    K1 = 0.01, K2 = 0.03, over the window positions that fit the map ('valid'), as scikit-image's
-    ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)`` does apart from its border
-    crop. Maps smaller than 11 px use the largest odd window that fits, sigma scaled alike."""
+    K1 = 0.01, K2 = 0.03, averaged over the window positions that fit the map ('valid'): the definition of
+    scikit-image's ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)`` (not installed
+    here, so not compared; the test checks a by-hand window sum). Maps smaller than 11 px use the largest odd
+    window that fits, sigma scaled alike."""
     a = torch.as_tensor(np.asarray(first, dtype=np.float64))[:, None]
     b = torch.as_tensor(np.asarray(second, dtype=np.float64))[:, None]
     size = min(11, *a.shape[-2:])
