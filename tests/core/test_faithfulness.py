@@ -186,7 +186,7 @@ def test_road_matches_pytorch_grad_cam_without_noise(one_torch_thread):
             theirs = peer(images, maps, [ClassifierOutputTarget(t) for t in targets], model)
             ours = road_curve(engine, images, maps, targets, order=order, fractions=(fraction,), noise=0,
                               score="logit").auc - original
-            np.testing.assert_allclose(ours, theirs, atol=1e-4)
+            np.testing.assert_allclose(ours, theirs, atol=2e-4)  # measured 8.7e-5: imputation tolerance
 
 
 def test_pointing_game_and_energy_on_hand_made_maps():
