@@ -24,6 +24,8 @@ from gradcam_core.layers import (
     resolve_layers,
 )
 from gradcam_core.methods import CamMethod, normalise_maps, resolve_methods, weighted_sum
+from gradcam_core.outputs import logits_from_output
+from gradcam_core.scorecam import refuse_every_layer
 from gradcam_core.state import model_lock, preserved_model_state
 
 
@@ -64,33 +66,6 @@ class CamResult:
 
     def probabilities(self) -> np.ndarray:
         return softmax(self.logits, axis=1)
-
-
-def logits_from_output(output: Any, batch_size: int | None = None) -> torch.Tensor:
-    """The (B, num_classes) logits inside a model's output: a tensor, the first tensor of a tuple/list,
-    the ``logits`` entry of a dict (else its first tensor), or an object's ``.logits`` attribute."""
-    tensor = output
-    if isinstance(output, dict):
-        tensor = output.get("logits")
-        if tensor is None:
-            tensor = next((v for v in output.values() if torch.is_tensor(v)), None)
-    elif isinstance(output, (tuple, list)):
-        tensor = next((v for v in output if torch.is_tensor(v)), None)
-    elif not torch.is_tensor(output) and torch.is_tensor(getattr(output, "logits", None)):
-        tensor = output.logits
-    if not torch.is_tensor(tensor):
-        raise ValueError(
-            f"the model returned {type(output).__name__}, which holds no logits tensor; Grad-CAM needs the "
-            "model to return (B, num_classes) class scores (a tensor, a tuple whose first tensor is the "
-            "logits, or a dict with a 'logits' key)"
-        )
-    if tensor.ndim != 2 or (batch_size is not None and tensor.shape[0] != batch_size):
-        raise ValueError(
-            f"the model's output has shape {tuple(tensor.shape)}, expected (batch={batch_size}, num_classes); "
-            "a classifier for Grad-CAM must return one score per class per image (for a segmentation or "
-            "detection model, wrap it so it returns the class scores you want explained)"
-        )
-    return tensor
 
 
 # model -> sets of layer names whose backward must run down to the input image (see _streamed_gradient_maps)
@@ -302,6 +277,7 @@ class CamEngine:
     # --------------------------------------------------------------------------------------- the pass
     def _run(self, images, layers, targets, methods, return_tensors: bool, reshape=None) -> CamResult:
         method_objs: list[CamMethod] = resolve_methods(methods)
+        refuse_every_layer(layers, method_objs)
         x = self._check_images(images)
         with self.lock, preserved_model_state(self.model), torch.inference_mode(False), torch.enable_grad():
             modules = resolve_layers(self.model, layers)
@@ -339,7 +315,7 @@ class CamEngine:
             )
         target_matrix = self._target_matrix(targets, logits.detach())
         raw, missing = self._raw_maps(logits, target_matrix, x if root_at_input else None, captured, list(modules),
-                                      method_objs)
+                                      method_objs, images=x)
         return logits.detach().float(), target_matrix, raw, missing
 
     def _capture_pass(self, x, modules, reshape) -> tuple[Any, dict[str, CapturedOutput]]:
@@ -362,8 +338,9 @@ class CamEngine:
             "in-place op writes to), so it cannot be read as it left the module; pick the layer after it"
         )
 
-    def _raw_maps(self, logits, target_matrix, root, captured, names, method_objs) -> tuple[dict, list[str]]:
-        """Each method's maps before ReLU and scaling, (B, K, h, w) per layer; and the layers no gradient reached."""
+    def _raw_maps(self, logits, target_matrix, root, captured, names, method_objs, images) -> tuple[dict, list[str]]:
+        """Each method's maps before ReLU and scaling, (B, K, h, w) per layer; and the layers no gradient reached.
+        Methods that need the model (Score-CAM) run their own forwards on ``images``."""
         k = target_matrix.shape[1]
         gradient_methods = [m for m in method_objs if m.needs_gradients]
         raw: dict[str, dict[str, torch.Tensor]] = {m.name: {} for m in method_objs}
@@ -376,11 +353,13 @@ class CamEngine:
             else:
                 raw.update(_batched_gradient_maps(scores, captured, names, gradient_methods))
         with torch.no_grad():
-            for method in method_objs:
-                if not method.needs_gradients:
-                    for name in names:
-                        maps = method.raw_map(captured[name].feature_map(name), None)
-                        raw[method.name][name] = maps.unsqueeze(1).expand(-1, k, -1, -1)
+            for method in (m for m in method_objs if not m.needs_gradients):
+                for name in names:
+                    acts = captured[name].feature_map(name).detach()
+                    if getattr(method, "needs_model", False):  # Score-CAM: forwards of masked inputs
+                        raw[method.name][name] = method.model_map(self, images.detach(), acts, target_matrix)
+                    else:
+                        raw[method.name][name] = method.raw_map(acts, None).unsqueeze(1).expand(-1, k, -1, -1)
         return raw, missing
 
     @staticmethod

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from gradcam_core.scorecam import ScoreCAM
+
 
 def weighted_sum(weights: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
     """sum_c weights[n, c] * acts[n, c] -> (N, h, w), as one batched matrix product over a view of ``acts``
@@ -145,7 +147,7 @@ class EigenCAM(CamMethod):
 
 
 CAM_METHODS: dict[str, CamMethod] = {
-    m.name: m for m in (GradCAM(), GradCAMPlusPlus(), HiResCAM(), XGradCAM(), LayerCAM(), EigenCAM())
+    m.name: m for m in (GradCAM(), GradCAMPlusPlus(), HiResCAM(), XGradCAM(), LayerCAM(), EigenCAM(), ScoreCAM())
 }
 METHOD_NAMES: tuple[str, ...] = tuple(CAM_METHODS)
 
@@ -155,6 +157,9 @@ def resolve_methods(methods) -> list[CamMethod]:
         methods = (methods,)
     resolved = []
     for name in methods:
+        if hasattr(name, "needs_gradients"):  # a configured method object, e.g. ScoreCAM(batch_size=64)
+            resolved.append(name)
+            continue
         key = str(name).lower().replace("-", "").replace("_", "").replace("+", "p")
         if key not in CAM_METHODS:
             raise ValueError(f"unknown CAM method {name!r}; choose from {', '.join(METHOD_NAMES)}")
