@@ -16,6 +16,7 @@ PAGES = [
     st.Page("pages/activations.py", title="Activation maps", icon=":material/grid_view:"),
     st.Page("pages/tsne.py", title="t-SNE of the test set", icon=":material/scatter_plot:"),
     st.Page("pages/analysis.py", title="Misclassification analysis", icon=":material/rule:"),
+    st.Page("pages/faithfulness.py", title="Faithfulness", icon=":material/verified:"),
 ]
 
 page = st.navigation(PAGES)

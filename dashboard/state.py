@@ -143,3 +143,11 @@ class AnalysisState(PageState):
     chosen_class = Key[int]("analysis.class")
     layer = Key[str]("analysis.layer")
     target = Key[str]("analysis.target", "pred")
+
+
+class FaithfulnessState(PageState):
+    count = Key[int]("faithfulness.count", 12)  # images in the seeded sample (~35 s of CPU on shapes)
+    seed = Key[int]("faithfulness.seed", 0)
+    table = Key[Any]("faithfulness.table")  # the table's row selection (st.dataframe's state)
+    sanity_layer = Key[str]("faithfulness.sanity_layer")
+    explorer_panel = Key[bool]("faithfulness.explorer_panel", False)  # the explorer's expander: open = compute
