@@ -33,7 +33,7 @@ class ViewOptions:
     default_layer: str
     class_names: Sequence[str]
     num_test: int
-    methods: Sequence[str] = tuple(m for m in METHOD_NAMES if not getattr(CAM_METHODS[m], "needs_model", False))
+    methods: Sequence[str] = METHOD_NAMES
     colormaps: Sequence[str] = field(default_factory=lambda: list(COLORMAPS))
 
 
@@ -65,7 +65,9 @@ class ViewChoice:
 
     @property
     def uses_target(self) -> bool:
-        return CAM_METHODS[self.method].needs_gradients
+        """Whether the map depends on the class: the gradient methods and Score-CAM (it scores the class's logit)."""
+        method = CAM_METHODS[self.method]
+        return method.needs_gradients or getattr(method, "needs_model", False)
 
 
 def default_state(options: ViewOptions) -> ViewState:

@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard import figures
 from dashboard.explorer_link import ViewChoice, ViewState
 from dashboard.samples import Sample
+from dashboard.scorecam_view import PER_LAYER_NOTE
 from dashboard.state import ExplorerState as E
 from dashboard.workspaces import LoadedWorkspace
 from gradcam_core import CAM_METHODS, upsample
@@ -53,7 +54,8 @@ def render_layer_strip(loaded: LoadedWorkspace, pixels: np.ndarray, maps: dict[s
                      "one to show it above)", expanded=True):
         factor = figures.display_factor(*pixels.shape[:2], target=112)
         small = figures.enlarge(pixels, factor)
-        maps_key = (sample_key, choice.target_class if choice.uses_target else None, choice.method, small.shape[:2])
+        maps_key = (sample_key, choice.target_class if choice.uses_target else None, choice.method, small.shape[:2],
+                    tuple(maps))
         pictures = strip_pictures(loaded.model_id, maps_key, choice.colormap, small, maps)
         st.caption(f"Overlays at a fixed opacity of {STRIP_OPACITY}, so every layer's map stays visible whatever the "
                    "slider above says.")
@@ -62,7 +64,10 @@ def render_layer_strip(loaded: LoadedWorkspace, pixels: np.ndarray, maps: dict[s
         for layer in loaded.layers:
             channels, height, width = loaded.layer_shapes.get(layer, (0, 0, 0))
             with grid.cell():
-                st.image(pictures[layer], width="stretch")
+                if layer in pictures:
+                    st.image(pictures[layer], width="stretch")
+                else:  # a method computed per layer (Score-CAM) has only the layers the user picked
+                    st.caption(PER_LAYER_NOTE)
                 st.button(layer, key=f"explorer.strip.{layer}", on_click=select_layer, args=(layer,),
                           type="primary" if layer == choice.layer else "secondary", width="stretch",
                           help=f"{layer} · output {channels}×{height}×{width}")

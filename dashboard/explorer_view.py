@@ -32,9 +32,11 @@ from dashboard.explorer_link import (
     parse_query_params,
     to_query_params,
 )
+from dashboard.faithfulness_view import render_explorer_faithfulness
 from dashboard.gallery import lead_index, sample_gallery
 from dashboard.predictions import classify_test_split
 from dashboard.samples import Sample, SampleInput, UploadError, open_test_image, open_upload
+from dashboard.scorecam_view import EXPLORER_METHODS, SCORECAM, depends_on_class, scorecam_maps
 from dashboard.shell import LINK_ICON, set_query_params
 from dashboard.state import ExplorerState as E
 from dashboard.state import SavedView
@@ -207,10 +209,10 @@ def render_controls(loaded: LoadedWorkspace, shown: Shown) -> ViewChoice:
             return f"Predicted: {names[shown.predicted]}"
         return f"True class: {names[label]}" if value == TARGET_TRUE else f"{value}: {names[value]}"
 
-    method = st.segmented_control("Method", SWEEP_METHODS, key=E.method, required=True, width="stretch",
+    method = st.segmented_control("Method", EXPLORER_METHODS, key=E.method, required=True, width="stretch",
                                   format_func=lambda m: CAM_METHODS[m].title,
                                   help=METHOD_HELP)
-    uses_target = CAM_METHODS[method].needs_gradients
+    uses_target = depends_on_class(method)
     layer_col, target_col, opacity_col, cmap_col = st.columns([2.4, 2, 1.5, 1.1])
     layer = layer_col.selectbox("Layer", loaded.layers, key=E.layer, format_func=loaded.layer_label,
                                 help=f"Every Conv2d of the model ({len(loaded.layers)}), shallow to deep, with its "
@@ -228,6 +230,8 @@ def render_controls(loaded: LoadedWorkspace, shown: Shown) -> ViewChoice:
 
 def maps_for(loaded: LoadedWorkspace, shown: Shown, method: str, class_index: int) -> dict[str, np.ndarray]:
     """``method``'s map at every layer (cached; one engine call on a miss, with a spinner that says which)."""
+    if method == SCORECAM:  # the shown layer only, on demand, with progress
+        return scorecam_maps(loaded, shown.sample, shown.inputs.tensor, class_index, E.layer.get())
     title = CAM_METHODS[method].title
     if CAM_METHODS[method].needs_gradients:
         text = f"Computing every layer's maps for '{loaded.class_names[class_index]}' (all gradient methods at once)…"
@@ -320,6 +324,7 @@ def view_fragment(loaded: LoadedWorkspace) -> None:
     cam = maps[choice.layer]
     heat, blended = draw_cam_pictures(shown.inputs.pixels, cam, choice, heatmap_caption(loaded, choice, cam))
     render_empty_map_note(loaded, choice, cam)
+    render_explorer_faithfulness(loaded, shown.sample, shown.inputs.tensor, choice, cam)
     sample = shown.sample
     view = ViewState(layer=choice.layer, seed=int(E.seed.get()), filter=E.filter.get(),
                      sample=sample.link_value if sample.is_upload else sample.index, method=choice.method,

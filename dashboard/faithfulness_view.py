@@ -250,13 +250,14 @@ def render_explorer_faithfulness(loaded: LoadedWorkspace, sample: Sample, tensor
     deletion and insertion curves (and a random map's) only once it is opened, and keeps them.
 
     The one call the explorer's view fragment makes, right after its pictures."""
-    title = method_title(choice.method)
-    panel = st.expander(f"How faithful is this map? Deletion and insertion of {title} at {choice.layer}",
-                        key=F.explorer_panel, on_change="rerun", icon=":material/verified:")
+    # One label for every view: a label that changed with the method would make a new expander, closed again.
+    panel = st.expander("How faithful is this map? Deletion and insertion curves", key=F.explorer_panel,
+                        on_change="rerun", icon=":material/verified:")
     if not panel.open:
         return
     with panel:
         class_name = loaded.class_names[choice.target_class]
+        st.markdown(f"**{method_title(choice.method)}** at `{choice.layer}`, explaining **{class_name}**")
         curves = explorer_curves(loaded, sample, tensor, choice, cam)
         render_auc_metrics(curves)
         figure = _explorer_figure(loaded.model_id, sample.key, choice.method, choice.layer, int(choice.target_class),
