@@ -105,8 +105,13 @@ def test_the_faithfulness_panel_computes_when_opened_once_per_view_next_to_a_ran
     spec = curves_chart(at)
     names = [trace["name"] for trace in spec["data"]]
     assert names == ["this map", "random map", "this map", "random map"]
-    deletion = plotted(spec["data"][0]["y"])
+    deletion, random_deletion = plotted(spec["data"][0]["y"]), plotted(spec["data"][1]["y"])
     assert deletion[-1] < deletion[0], "deleting every pixel lowers the class's probability"
+    assert not np.allclose(deletion, random_deletion), "the baseline is another map, not the shown one"
+    fractions = plotted(spec["data"][1]["x"])
+    shown = aucs["Deletion AUC (lower is better)"]
+    assert shown.value == f"{np.trapezoid(deletion, fractions):.3f}"
+    assert f"random map ({np.trapezoid(random_deletion, fractions):.3f})" in shown.delta
 
     at.slider(key=E.opacity).set_value(0.9).run()
     at.session_state[F.explorer_panel] = False
