@@ -604,7 +604,9 @@ def sanity_figure(result: SanityResult) -> go.Figure:
     figure.add_hline(y=result.threshold, line={"dash": "dot", "color": "#495057"}, row=1, col=1,
                      annotation_text="pass below", annotation_position="bottom left")
     figure.update_xaxes(title_text="layers randomised, from the output down (cumulative)", tickangle=-40)
-    figure.update_yaxes(range=[-0.3, 1.05])
+    lowest = min(float(np.min(per[method].mean(axis=1))) for per in (result.spearman, result.ssim)
+                 for method in result.methods)
+    figure.update_yaxes(range=[min(-0.3, lowest - 0.05), 1.05])
     figure.update_layout(height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10}, font={"size": 11},
                          legend={"orientation": "h", "y": -0.55})
     figure.update_annotations(font_size=12)
@@ -628,8 +630,9 @@ def render_sanity(loaded: LoadedWorkspace, count: int, seed: int) -> None:
                 "fails. A method passes when its rank correlation with the original map ends below 0.5 (dotted line).")
     if F.sanity_layer.get() not in loaded.layers:
         F.sanity_layer.set(loaded.default_layer)
-    layer = st.selectbox("Layer", loaded.layers, key=F.sanity_layer, format_func=loaded.layer_label,
-                         help="The layer whose maps are compared (default: the workspace's default layer)")
+    layer = st.columns([2, 3])[0].selectbox(
+        "Layer", loaded.layers, key=F.sanity_layer, format_func=loaded.layer_label,
+        help="The layer whose maps are compared (default: the workspace's default layer)")
     images = min(SANITY_IMAGES, count, len(loaded.workspace.test_set))
     key = (loaded.key, loaded.model_id, int(count), int(seed), layer)
     try:
@@ -648,7 +651,8 @@ def render_sanity(loaded: LoadedWorkspace, count: int, seed: int) -> None:
             bar.empty()
             return found
 
-        result = stored_or_computed(_stored_sanity, key, compute)
+        stored_or_computed(_stored_sanity, key, compute)
+        st.rerun()  # without the button, the result now kept
     render_sanity_result(result)
 
 
@@ -730,7 +734,8 @@ def render_faithfulness_page(loaded: LoadedWorkspace) -> None:
     count, seed = render_sample_controls(loaded)
     timed = stored_table(loaded, count, seed)
     if timed is None and render_compute_prompt(loaded, count):
-        timed = computed_table(loaded, count, seed)
+        computed_table(loaded, count, seed)
+        st.rerun()  # draw the page again without the prompt, the table now kept
     if timed is not None:
         render_table_section(loaded, timed, seed)
     st.divider()
