@@ -14,8 +14,7 @@ layer and method names), never tensors or models.
 
 Threads: the table and the sanity check run with one torch thread (``one_torch_thread``). On a busy 2-core
 machine two intra-op threads made ROAD's many small solves pathologically slow (the metrics' author measured
-38-53 s for the default shapes table with one thread). The setting is process-wide, so it is reference-counted:
-the first computation to start saves the count, the last to finish restores it.
+38-53 s for the default shapes table with one thread).
 """
 
 from __future__ import annotations
@@ -80,26 +79,30 @@ def progress_bar(text: str) -> tuple[Any, ProgressFn]:
 
 
 _THREADS_LOCK = threading.Lock()
-_THREADS_SAVED: list[int] = []  # the process's thread count while any computation holds one thread
-_THREADS_USERS = [0]
+_THREADS = {"running": 0, "default": 0}  # computations inside one_torch_thread; the count they found before
 
 
 @contextmanager
 def one_torch_thread() -> Iterator[None]:
-    """Run the body with one torch intra-op thread; the first to enter saves the count, the last to leave restores
-    it (two sessions computing at once must not leave the process at one thread)."""
+    """Run the body with one torch intra-op thread, then give the calling thread the process's count back.
+
+    With torch's OpenMP backend ``set_num_threads`` sets the calling thread's count and the default of threads
+    started later; threads already running keep theirs. So each computation sets and restores its own thread, and
+    the count to restore is the one found by the first of overlapping computations: a thread started while another
+    computation held one thread inherited 1, which must not become the process's default.
+    """
     with _THREADS_LOCK:
-        if _THREADS_USERS[0] == 0:
-            _THREADS_SAVED[:] = [torch.get_num_threads()]
-            torch.set_num_threads(1)
-        _THREADS_USERS[0] += 1
+        if _THREADS["running"] == 0:
+            _THREADS["default"] = torch.get_num_threads()
+        _THREADS["running"] += 1
+        default = _THREADS["default"]
+    torch.set_num_threads(1)
     try:
         yield
     finally:
+        torch.set_num_threads(default)
         with _THREADS_LOCK:
-            _THREADS_USERS[0] -= 1
-            if _THREADS_USERS[0] == 0:
-                torch.set_num_threads(_THREADS_SAVED.pop())
+            _THREADS["running"] -= 1
 
 
 # ----------------------------------------------------------------------------------------- the metrics
