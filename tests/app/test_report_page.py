@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import base64
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from dashboard.state import ExplorerState as E
 from report import findings_from_json
 from report.session_store import REPORT_PARAM, SessionStore
 from tests.app.helpers import APP, RUN_TIMEOUT, assert_clean
+from tests.report.html_check import ReportPage
 
 SHORTCUT = "shapes-shortcut"
 COMPARE, REPORT, EXPLORER = "pages/compare.py", "pages/report.py", "pages/explorer.py"
@@ -136,23 +136,12 @@ def test_download_is_the_self_contained_report_of_the_pinned_pictures(report_fol
     html = html_file()
     findings = stored(report_folder, report_id)
 
-    class Sources(HTMLParser):
-        def __init__(self):
-            super().__init__()
-            self.images, self.links = [], []
-
-        def handle_starttag(self, tag, attrs):
-            attrs = dict(attrs)
-            if tag == "img":
-                self.images.append(attrs.get("src", ""))
-            if attrs.get("href") or tag in ("script", "link", "iframe"):
-                self.links.append((tag, attrs))
-
-    parsed = Sources()
-    parsed.feed(html)
-    assert parsed.images and all(src.startswith("data:image/png;base64,") for src in parsed.images)
-    assert not [link for link in parsed.links if link[0] in ("script", "link", "iframe")]
-    inline = {base64.b64decode(src.split(",", 1)[1]) for src in parsed.images}
+    parsed = ReportPage(html)
+    assert not parsed.problems and parsed.doctype.lower() == "doctype html"
+    sources = [img.get("src") or "" for img in parsed.tags("img")]
+    assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
+    assert not parsed.tags("script") and not parsed.tags("link") and not parsed.tags("iframe")
+    inline = {base64.b64decode(src.split(",", 1)[1]) for src in sources}
     for finding in findings:  # the pictures the user saw, not recomputed ones
         sides = [finding.pictures] + ([finding.compare.pictures] if finding.compare else [])
         assert {data for pictures in sides for _, data in pictures.items()} <= inline
