@@ -267,6 +267,8 @@ def render_settings(a: LoadedWorkspace, b: LoadedWorkspace, compatibility: Compa
     for key, loaded in ((C.layer_a, a), (C.layer_b, b)):
         if key.get() not in loaded.layers:
             key.set(loaded.default_layer)
+    for key in (C.method, C.opacity, C.colormap):  # a widget given a key but no value starts at its first option
+        key.setdefault(key.default)
     targets: list = ["pred", "true", *(range(len(a.class_names)) if compatibility.same_classes else [])]
     if C.target.get() not in targets:
         C.target.set("pred")
@@ -325,8 +327,9 @@ class _Results:
                 self.entries.popitem(last=False)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=1)
 def agreement_results() -> _Results:
+    """The process's one LRU of samples (itself bounded by ``AGREEMENT_CACHE_ENTRIES``)."""
     return _Results(AGREEMENT_CACHE_ENTRIES)
 
 
@@ -400,6 +403,7 @@ def render_comparison(view: ComparisonView, keys: tuple[str, str], settings: Set
 def _sample_controls(size: int) -> tuple[int, int]:
     if C.sample_size.get() is None or not 1 <= C.sample_size.get() <= size:
         C.sample_size.set(min(DEFAULT_SAMPLE, size))
+    C.seed.setdefault(C.seed.default)
     n_col, seed_col, _ = st.columns([1, 1, 3])
     n = n_col.number_input("Images in the sample", min_value=1, max_value=size, step=10, key=C.sample_size,
                            persist_state="session", help="Drawn at random (seeded) from the image's test set")

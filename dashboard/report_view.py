@@ -220,29 +220,32 @@ def render_finding(position: int, index: int, finding: Finding, neighbours: tupl
                     on_click=_move, args=(index, neighbours[1], finding), width="stretch")
         remove.button("Remove", key=f"report.remove.{key}", on_click=_remove, args=(index, finding),
                       width="stretch", help="Remove this finding from the report")
-        _render_pictures(workspace_label(finding.workspace), finding.pictures, finding.top5)
-        if finding.compare is not None:
-            _render_pictures(workspace_label(finding.compare.workspace), finding.compare.pictures,
-                             finding.compare.top5)
-        st.text_area("Note", value=finding.note, key=f"report.note.{key}", max_chars=MAX_NOTE_CHARS, height=80,
-                     on_change=_save_note, args=(index, finding, f"report.note.{key}"),
-                     placeholder="What this view shows (saved when you leave the box)")
-        render_way_back(finding, key)
+        pictures_col, text_col = st.columns([3, 2], gap="medium")
+        with pictures_col:
+            _render_pictures(workspace_label(finding.workspace), finding.pictures, finding.top5)
+            if finding.compare is not None:
+                _render_pictures(workspace_label(finding.compare.workspace), finding.compare.pictures,
+                                 finding.compare.top5)
+        with text_col:
+            st.text_area("Note", value=finding.note, key=f"report.note.{key}", max_chars=MAX_NOTE_CHARS, height=100,
+                         on_change=_save_note, args=(index, finding, f"report.note.{key}"),
+                         placeholder="What this view shows (saved when you leave the box)")
+            render_way_back(finding, key)
 
 
 def render_way_back(finding: Finding, key: str) -> None:
     """"Open in the explorer" (this tab) for each model, and the view's link for someone else."""
     sides = [("first", finding.workspace)] + ([("compare", finding.compare.workspace)] if finding.compare else [])
-    columns = st.columns([1.2] * len(sides) + [4 - 1.2 * len(sides)], vertical_alignment="center")
     upload = finding.sample.is_upload
-    for column, (side, workspace) in zip(columns, sides, strict=False):
-        column.button(f"Open in the explorer ({workspace_label(workspace)})" if finding.compare else
-                      "Open in the explorer", key=f"report.open.{side}.{key}", on_click=_open_view,
-                      args=(finding, side), disabled=upload, icon=":material/open_in_new:",
-                      help="An uploaded image lives only in the session that uploaded it" if upload else
-                      "Show this view in the explorer, as it was pinned")
+    for side, workspace in sides:
+        st.button(f"Open in the explorer ({workspace_label(workspace)})" if finding.compare else
+                  "Open in the explorer", key=f"report.open.{side}.{key}", on_click=_open_view, args=(finding, side),
+                  disabled=upload, icon=":material/open_in_new:",
+                  help="An uploaded image lives only in the session that uploaded it" if upload else
+                  "Show this view in the explorer, as it was pinned")
     if not upload:
-        columns[-1].code(page_url(finding_query_params(finding)), language=None, wrap_lines=False)
+        st.caption("Link to this view, for someone else:")
+        st.code(page_url(finding_query_params(finding)), language=None, wrap_lines=False)
 
 
 def render_other_workspaces(findings: list[Finding], loaded: LoadedWorkspace) -> None:

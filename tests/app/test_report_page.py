@@ -104,7 +104,8 @@ def test_pinned_findings_are_listed_reordered_edited_removed_and_survive_a_reloa
         ("compare", "head.0", "shapes looks at the heart")]
     assert all(f.pictures is not None and len(f.top5) == 5 for f in findings)
     assert findings[2].compare.workspace == "shapes" and findings[2].compare.pictures is not None
-    assert findings[0].sample.index == 479 and findings[0].opacity == 0.5 and findings[0].colormap == "jet"
+    assert findings[0].sample.index == 479 and findings[2].sample.index == 479
+    assert [(f.opacity, f.colormap, f.method) for f in findings] == [(0.5, "jet", "gradcam")] * 3
 
     at.switch_page(REPORT).run()
     assert_clean(at)
