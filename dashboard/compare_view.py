@@ -442,9 +442,6 @@ def render_agreement(a: LoadedWorkspace, b: LoadedWorkspace, settings: Settings,
 
 def render_agreement_numbers(result: Agreement) -> None:
     a, b = result.workspace_a, result.workspace_b
-    story = sample_story(result)
-    if story:
-        st.success("\n\n".join(story), icon=":material/lightbulb:")
     columns = st.columns(4)
     rate = result.agreement_rate
     columns[0].metric("Same prediction", "n/a" if rate is None else _pct(rate),
@@ -496,6 +493,7 @@ def render_page(loaded: LoadedWorkspace) -> None:
     a, b, compatibility = pair
     image = render_image_picker(a, b)
     settings = render_settings(a, b, compatibility)
+    story_slot = st.container()  # the sample's story, on top: it is what a stakeholder should read first
     if image is not None:
         try:
             with st.spinner("Both models explain the image…", show_time=True):
@@ -510,4 +508,7 @@ def render_page(loaded: LoadedWorkspace) -> None:
                 render_pin_controls("compare", lambda note: comparison_finding(a, b, view, settings, note))
     source = image.source if image is not None and image.source != UPLOAD else default_image_source(
         a.workspace, b.workspace)
-    render_agreement(a, b, settings, source)
+    result = render_agreement(a, b, settings, source)
+    story = sample_story(result) if result is not None else []
+    if story:
+        story_slot.success("\n\n".join(story), icon=":material/lightbulb:")
