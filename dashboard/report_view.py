@@ -157,8 +157,7 @@ def _open_view(finding: Finding, side: str) -> None:
     """Reopen a finding's view in the explorer (on the next run): its workspace in the sidebar, and the explorer
     told to read the view from the URL again, as for a shared link."""
     params = finding_query_params(finding, side)
-    if params["ws"] != st.session_state.get(WORKSPACE_KEY) and params["ws"] in workspace_choices():
-        st.session_state[WORKSPACE_KEY] = params["ws"]
+    st.session_state[WORKSPACE_KEY] = params["ws"]  # the button is enabled only for the server's workspaces
     E.saved_view.clear()
     E.link_read.set(False)
     R.open_view.set(params)
@@ -236,13 +235,15 @@ def render_finding(position: int, index: int, finding: Finding, neighbours: tupl
 def render_way_back(finding: Finding, key: str) -> None:
     """"Open in the explorer" (this tab) for each model, and the view's link for someone else."""
     sides = [("first", finding.workspace)] + ([("compare", finding.compare.workspace)] if finding.compare else [])
-    upload = finding.sample.is_upload
+    upload, choices = finding.sample.is_upload, workspace_choices()
     for side, workspace in sides:
+        why_not = ("An uploaded image lives only in the session that uploaded it" if upload else
+                   f"{workspace_label(workspace)} is not among this server's workspaces" if workspace not in choices
+                   else None)
         st.button(f"Open in the explorer ({workspace_label(workspace)})" if finding.compare else
                   "Open in the explorer", key=f"report.open.{side}.{key}", on_click=_open_view, args=(finding, side),
-                  disabled=upload, icon=":material/open_in_new:",
-                  help="An uploaded image lives only in the session that uploaded it" if upload else
-                  "Show this view in the explorer, as it was pinned")
+                  disabled=why_not is not None, icon=":material/open_in_new:",
+                  help=why_not or "Show this view in the explorer, as it was pinned")
     if not upload:
         st.caption("Link to this view, for someone else:")
         st.code(page_url(finding_query_params(finding)), language=None, wrap_lines=False)
