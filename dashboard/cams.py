@@ -24,6 +24,9 @@ def sample_logits(model_id: str, sample_key: str, _loaded: LoadedWorkspace, _ten
 
 
 GRADIENT_METHODS = tuple(m for m in METHOD_NAMES if CAM_METHODS[m].needs_gradients)
+#: The methods the explorer computes at every layer of an image. Score-CAM (``needs_model``: one forward per
+#: channel) is left out here: it is computed for one layer on demand.
+SWEEP_METHODS = tuple(m for m in METHOD_NAMES if not getattr(CAM_METHODS[m], "needs_model", False))
 
 
 @dataclass

@@ -33,7 +33,7 @@ class ViewOptions:
     default_layer: str
     class_names: Sequence[str]
     num_test: int
-    methods: Sequence[str] = METHOD_NAMES
+    methods: Sequence[str] = tuple(m for m in METHOD_NAMES if not getattr(CAM_METHODS[m], "needs_model", False))
     colormaps: Sequence[str] = field(default_factory=lambda: list(COLORMAPS))
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import explorer_panels, figures
-from dashboard.cams import GRADIENT_METHODS, layer_maps, sample_logits
+from dashboard.cams import GRADIENT_METHODS, SWEEP_METHODS, layer_maps, sample_logits
 from dashboard.explorer_gallery import VIEW_FRAGMENT
 from dashboard.explorer_link import (
     TARGET_PREDICTED,
@@ -39,10 +39,10 @@ from dashboard.shell import LINK_ICON, set_query_params
 from dashboard.state import ExplorerState as E
 from dashboard.state import SavedView
 from dashboard.workspaces import LoadedWorkspace
-from gradcam_core import CAM_METHODS, COLORMAPS, METHOD_NAMES, colorize, softmax, upsample
+from gradcam_core import CAM_METHODS, COLORMAPS, colorize, softmax, upsample
 
 EXPLORER_PAGE = "pages/explorer.py"
-_WITHOUT_GRADIENTS = [CAM_METHODS[m].title for m in METHOD_NAMES if m not in GRADIENT_METHODS]
+_WITHOUT_GRADIENTS = [CAM_METHODS[m].title for m in SWEEP_METHODS if m not in GRADIENT_METHODS]
 METHOD_HELP = (f"The {len(GRADIENT_METHODS)} gradient methods come from one pass, so switching among them is free; "
                f"{', '.join(_WITHOUT_GRADIENTS)} {'is' if len(_WITHOUT_GRADIENTS) == 1 else 'are'} computed once per "
                "image when you pick it.")
@@ -207,7 +207,7 @@ def render_controls(loaded: LoadedWorkspace, shown: Shown) -> ViewChoice:
             return f"Predicted: {names[shown.predicted]}"
         return f"True class: {names[label]}" if value == TARGET_TRUE else f"{value}: {names[value]}"
 
-    method = st.segmented_control("Method", METHOD_NAMES, key=E.method, required=True, width="stretch",
+    method = st.segmented_control("Method", SWEEP_METHODS, key=E.method, required=True, width="stretch",
                                   format_func=lambda m: CAM_METHODS[m].title,
                                   help=METHOD_HELP)
     uses_target = CAM_METHODS[method].needs_gradients

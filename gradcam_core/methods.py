@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from gradcam_core.scorecam import ScoreCAM
+
 
 def weighted_sum(weights: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
     """sum_c weights[n, c] * acts[n, c] -> (N, h, w), as one batched matrix product over a view of ``acts``
@@ -22,9 +24,18 @@ def weighted_sum(weights: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
 
 
 class CamMethod:
+    """A CAM method: by default, weights per channel (``channel_weights``), then the weighted sum of the activation
+    channels. Override ``channel_weights`` for a new weighting, or ``raw_map`` for a map weighted per pixel."""
+
     name: str = ""
     title: str = ""
     needs_gradients: bool = True
+    weights_channels: bool = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # True when the map is the plain weighted sum: the engine may then take the weights and the sum apart.
+        cls.weights_channels = cls.raw_map is CamMethod.raw_map
 
     def channel_weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -136,7 +147,7 @@ class EigenCAM(CamMethod):
 
 
 CAM_METHODS: dict[str, CamMethod] = {
-    m.name: m for m in (GradCAM(), GradCAMPlusPlus(), HiResCAM(), XGradCAM(), LayerCAM(), EigenCAM())
+    m.name: m for m in (GradCAM(), GradCAMPlusPlus(), HiResCAM(), XGradCAM(), LayerCAM(), EigenCAM(), ScoreCAM())
 }
 METHOD_NAMES: tuple[str, ...] = tuple(CAM_METHODS)
 
@@ -146,6 +157,9 @@ def resolve_methods(methods) -> list[CamMethod]:
         methods = (methods,)
     resolved = []
     for name in methods:
+        if hasattr(name, "needs_gradients"):  # a configured method object, e.g. ScoreCAM(batch_size=64)
+            resolved.append(name)
+            continue
         key = str(name).lower().replace("-", "").replace("_", "").replace("+", "p")
         if key not in CAM_METHODS:
             raise ValueError(f"unknown CAM method {name!r}; choose from {', '.join(METHOD_NAMES)}")

@@ -99,8 +99,8 @@ def test_target_out_of_range_and_wrong_count(net, images):
 
 
 def test_unknown_method(net, images):
-    with pytest.raises(ValueError, match=r"unknown CAM method 'scorecam'; choose from gradcam"):
-        CamEngine(net, device="cpu").explain(images, methods=("scorecam",))
+    with pytest.raises(ValueError, match=r"unknown CAM method 'ablationcam'; choose from gradcam"):
+        CamEngine(net, device="cpu").explain(images, methods=("ablationcam",))
 
 
 def test_method_names_are_forgiving(net, images):
