@@ -17,6 +17,8 @@ PAGES = [
     st.Page("pages/tsne.py", title="t-SNE of the test set", icon=":material/scatter_plot:"),
     st.Page("pages/analysis.py", title="Misclassification analysis", icon=":material/rule:"),
     st.Page("pages/faithfulness.py", title="Faithfulness", icon=":material/verified:"),
+    st.Page("pages/compare.py", title="Compare models", icon=":material/compare:"),
+    st.Page("pages/report.py", title="Report", icon=":material/description:"),
 ]
 
 page = st.navigation(PAGES)

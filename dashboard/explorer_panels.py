@@ -8,7 +8,7 @@ import re
 import numpy as np
 import streamlit as st
 
-from dashboard import figures
+from dashboard import figures, report_view
 from dashboard.explorer_link import ViewChoice, ViewState
 from dashboard.samples import Sample
 from dashboard.scorecam_view import PER_LAYER_NOTE
@@ -128,3 +128,4 @@ def render_downloads(loaded: LoadedWorkspace, sample: Sample, view: ViewState, p
     st.code(link, language=None, wrap_lines=False)  # one line with a copy button; the URL bar has it too
     if sample.is_upload:
         st.caption("Uploaded images stay in your browser session: the link opens on a test image.")
+    report_view.render_add_to_report(loaded, payload, cam)

@@ -13,9 +13,10 @@ import streamlit as st
 
 from dashboard.explorer_link import WORKSPACE_PARAM
 from dashboard.predictions import accuracy_help, test_predictions
-from dashboard.state import follow_workspace
+from dashboard.state import ReportState, follow_workspace
 from dashboard.workspaces import LoadedWorkspace, load, workspace_choices, workspace_label
 from models import WorkspaceError
+from report.session_store import REPORT_PARAM, default_store, parse_report_param
 
 WORKSPACE_KEY = "ws"
 LINK_ICON = ":material/link:"  # marks warnings about the URL the page was opened with
@@ -28,6 +29,31 @@ def set_query_params(values: Mapping[str, str]) -> None:
     for key, value in values.items():
         if st.query_params.get(key) != value:
             st.query_params[key] = value
+
+
+def report_id(create: bool = False) -> str | None:
+    """The session's report id (findings pinned with "Add to report"); with ``create``, a new one when the session
+    has none yet. It travels in the URL as ``?report=<id>`` (``carry_report_param``), so a reload finds it."""
+    current_id = ReportState.report_id.get()
+    if current_id is None and create:
+        current_id = default_store().new_id()
+        ReportState.report_id.set(current_id)
+        set_query_params({REPORT_PARAM: current_id})
+    return current_id
+
+
+def carry_report_param() -> None:
+    """Keep ``?report=`` in the URL on every page, as ``ws`` is: the first run of a session (a reload, a shared
+    link) takes the id from the URL; later runs write the session's id back (a page switch drops the parameter)."""
+    if ReportState.report_id.get() is None:
+        link_id, warning = parse_report_param(st.query_params)
+        if warning:
+            st.warning(warning, icon=LINK_ICON)
+            del st.query_params[REPORT_PARAM]
+        ReportState.report_id.set(link_id)
+    current_id = ReportState.report_id.get()
+    if current_id is not None:
+        set_query_params({REPORT_PARAM: current_id})
 
 
 def _pick_workspace(choices: list[str]) -> str:
@@ -94,6 +120,7 @@ def render_shell() -> LoadedWorkspace | None:
     key = _pick_workspace(choices)
     follow_workspace(key)
     set_query_params({WORKSPACE_PARAM: key})
+    carry_report_param()
     try:
         with st.spinner(f"Loading workspace {workspace_label(key)}…", show_time=True):
             loaded = load(key)

@@ -145,6 +145,35 @@ class AnalysisState(PageState):
     target = Key[str]("analysis.target", "pred")
 
 
+class CompareState(PageState):
+    """The "Compare models" page: its own two workspaces, independent of the sidebar's, so nothing is reset when
+    the sidebar changes (``keep``)."""
+
+    workspace_a = Key[str]("compare.a", keep=True)
+    workspace_b = Key[str]("compare.b", keep=True)
+    source = Key[str]("compare.source", keep=True)  # "a" / "b": that workspace's test set; "upload"
+    index = Key[int]("compare.index", keep=True)
+    layer_a = Key[str]("compare.layer_a", keep=True)
+    layer_b = Key[str]("compare.layer_b", keep=True)
+    method = Key[str]("compare.method", DEFAULT_METHOD, keep=True)
+    target = Key[str | int]("compare.target", "pred", keep=True)
+    opacity = Key[float]("compare.opacity", DEFAULT_OPACITY, keep=True)
+    colormap = Key[str]("compare.colormap", DEFAULT_COLORMAP, keep=True)
+    sample_size = Key[int]("compare.n", keep=True)
+    seed = Key[int]("compare.seed", 0, keep=True)
+    uploader = Key[Any]("compare.uploader", keep=True)  # the file_uploader widget
+    upload = Key[UploadedImage | None]("compare._upload", keep=True)
+
+
+class ReportState(PageState):
+    """The session's report: its id (also in the URL as ``?report=``) outlives a change of workspace, since the
+    report holds findings of every workspace and shows those of the current one."""
+
+    report_id = Key[str | None]("report._id", keep=True)
+    title = Key[str]("report.title")  # per workspace: its default names the workspace
+    open_view = Key[dict | None]("report._open_view", keep=True)  # explorer query params to switch to next run
+
+
 class FaithfulnessState(PageState):
     count = Key[int]("faithfulness.count", 12)  # images in the seeded sample (~35 s of CPU on shapes)
     seed = Key[int]("faithfulness.seed", 0)

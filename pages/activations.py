@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import activations_view as view
+from dashboard import page_help
 from dashboard.cams import sample_logits
 from dashboard.shell import current
 from dashboard.state import ActivationsState as A
@@ -21,6 +22,7 @@ upload = ExplorerState.upload.get()
 st.title("Activation maps", anchor=False)
 st.caption("The raw response of every channel of a conv layer to one image, strongest first — no gradient "
            "weighting, so this is what the layer sees, not what the decision used.")
+page_help.show("activations")
 
 source_col, sample_col, layer_col, count_col, stat_col = st.columns([1.6, 1.1, 2.2, 2, 1.4],
                                                                      vertical_alignment="bottom")

@@ -7,12 +7,14 @@ a heatmap before the whole test split is classified for the gallery's marks.
 
 import streamlit as st
 
+from dashboard import page_help
 from dashboard.explorer_gallery import gallery_fragment
 from dashboard.explorer_view import render_page_header, restore_view, view_fragment
 from dashboard.shell import current
 
 loaded = current()
 render_page_header(loaded, restore_view(loaded))
+page_help.show("explorer")
 gallery_col, view_col = st.columns([1.7, 3], gap="large")
 with view_col:
     view_fragment(loaded)

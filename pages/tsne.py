@@ -6,6 +6,7 @@ computation will cost and waits for the Compute button (about 12 s for 2,000 ima
 
 import streamlit as st
 
+from dashboard import page_help
 from dashboard import tsne_view as view
 from dashboard.shell import current
 from dashboard.state import TsneState as T
@@ -18,6 +19,7 @@ st.title("t-SNE of the test set", anchor=False)
 st.caption(f"Each point is a test image, placed by its penultimate features (the input of "
            f"`{loaded.workspace.classifier_layer}`), reduced with PCA to 50 dimensions, then t-SNE. Images the model "
            "sees as alike sit together; ✕ marks a misclassified image.")
+page_help.show("embedding")
 
 points_col, perplexity_col, color_col = st.columns([1, 1.6, 2.2], vertical_alignment="bottom")
 max_points = points_col.number_input(

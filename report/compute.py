@@ -106,7 +106,7 @@ def _check_layer(where: str, field: str, layer: str, model: torch.nn.Module) -> 
     hint = f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else ""
     raise field_error(where, field, f"layer {layer!r} is not in the model ({type(model).__name__}){hint}",
                       f"one of its layers, e.g. the Conv2d layers {', '.join(conv[-3:])} "
-                      "(python -m gradcam_core --workspace W --list-layers lists them all)")
+                      "(gradcam explain --workspace W --list-layers lists them all)")
 
 
 def _check_class(where: str, field: str, value: int | None, class_names: Sequence[str]) -> None:

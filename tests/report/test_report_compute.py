@@ -70,7 +70,8 @@ def _bad(field: str, value) -> Finding:
 
 @pytest.mark.parametrize(("finding", "field", "says"), [
     (_bad("layer", "head.9"), "layer", "layer 'head.9' is not in the model (ShapesResNet) (did you mean 'head.0'"),
-    (_bad("layer", "head.1"), "layer", "'head.1' is a ReLU, not an nn.Conv2d"),
+    (_bad("layer", "fc"), "layer", "layer 'fc' is a Linear that gives an output of shape (1, 8), which is not a "
+                                   "feature map"),
     (_bad("sample", Sample(index=2000)), "sample.index", "test image 2000 is out of range: the test set of 'shapes' "
                                                          "has 2000 images; expected an index from 0 to 1999"),
     (_bad("sample", Sample(index=3, item_id="test-00004")), "sample.item_id", "the test set changed"),
