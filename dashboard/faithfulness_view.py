@@ -723,11 +723,15 @@ def render_table_section(loaded: LoadedWorkspace, timed: TimedTable, seed: int) 
     render_download(loaded, table, seed)
 
 
-def render_faithfulness_page(loaded: LoadedWorkspace) -> None:
+def render_page_header(loaded: LoadedWorkspace) -> None:
     st.title("Faithfulness", anchor=False)
     st.caption(f"**{loaded.workspace.title}**: which explanation can I trust? Six CAM methods and Score-CAM give "
                "different pictures; this page measures, with intervals, which method and layer follow what the "
                "model actually uses, and checks that the maps depend on what it learned at all.")
+
+
+def render_page_body(loaded: LoadedWorkspace) -> None:
+    """The sample controls, the table (kept, or computed on request), the shortcut finding, the sanity check."""
     if loaded.shortcut:
         st.info("This workspace's model is known to use a shortcut. The table measures where the maps point: on the "
                 "marker or on the object.", icon=":material/info:")
