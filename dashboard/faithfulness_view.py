@@ -38,7 +38,13 @@ from dashboard.samples import Sample
 from dashboard.state import FaithfulnessState as F
 from dashboard.workspaces import LoadedWorkspace
 from gradcam_core import CAM_METHODS
-from gradcam_core.faithfulness import FaithfulnessTable, deletion_insertion_curves, faithfulness_table, table_layers
+from gradcam_core.faithfulness import (
+    TABLE_METHODS,
+    FaithfulnessTable,
+    deletion_insertion_curves,
+    faithfulness_table,
+    table_layers,
+)
 from gradcam_core.sanity import SANITY_METHODS, SanityResult, sanity_check
 from gradcam_core.scorecam import score_cam
 
@@ -685,7 +691,7 @@ def render_compute_prompt(loaded: LoadedWorkspace, count: int) -> bool:
     shapes = tuple(loaded.workspace.input_size) == (64, 64)
     estimate = (f" On the bundled 64-px models that takes about {SECONDS_PER_SHAPES_IMAGE * count:.0f} s on an idle "
                 "CPU (longer while the machine is busy)." if shapes else "")
-    st.info(f"The table scores every CAM method ({len(CAM_METHODS)}, Score-CAM included) at three layers on {count} "
+    st.info(f"The table scores every CAM method ({len(TABLE_METHODS)}, Score-CAM included) at three layers on {count} "
             f"test images: each map is checked by removing and revealing pixels in 20 steps and by ROAD at five "
             f"fractions — one model forward per perturbed image.{estimate} It is then kept: the same images and "
             "seed open at once.", icon=":material/table_chart:")
