@@ -47,19 +47,21 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> floa
     return statistics.median(samples)
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2,
+                        clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Median seconds of each function, timed in turns (a, b, a, b, ...) so that a noisy moment on a shared
     machine hits every one alike; plus ``"<a>/<b>"``: the median of the ratios of the first function's time to
-    each other's within the same turn (what to compare when the machine is busy)."""
+    each other's within the same turn (what to compare when the machine is busy). ``clock`` may be
+    ``time.thread_time``: with one torch thread, CPU time ignores the other processes' share of the cores."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(clock() - start)
     result = {name: statistics.median(values) for name, values in samples.items()}
     first, *others = fns
     for other in others:
@@ -116,7 +118,8 @@ def _sync(device):
 
 
 # ------------------------------------------------------------------------------------------- sections
-def layer_sweep(arch: str, size: int, repeats: int, device: torch.device, peers: bool = True) -> dict:
+def layer_sweep(arch: str, size: int, repeats: int, device: torch.device, peers: bool = True,
+                clock: Callable[[], float] = time.perf_counter) -> dict:
     """Grad-CAM for every Conv2d on one image: ours in one pass vs the floor (forward + backward to the input,
     timed in turns with ours) vs a plain forward + backward with weight gradients vs each peer once per layer."""
     model = build(arch, device)
@@ -138,7 +141,8 @@ def layer_sweep(arch: str, size: int, repeats: int, device: torch.device, peers:
         bare_forward_backward(model, images, target)
         _sync(device)
 
-    times = interleaved_medians({"ours_s": ours, "floor_s": floor, "weights_floor_s": with_weights}, repeats)
+    times = interleaved_medians({"ours_s": ours, "floor_s": floor, "weights_floor_s": with_weights}, repeats,
+                                clock=clock)
     row = {"arch": arch, "size": size, "layers": len(layers), **times}
     if peers:
         peer_repeats = max(1, repeats // 3)
@@ -309,17 +313,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="separate sweep measurements (default 3)")
     parser.add_argument("--repeats", type=int, default=15, help="timed turns per run (default 15)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads; with 1 the sweep is timed in thread CPU time, steady on a busy machine")
     parser.add_argument("--no-vit", action="store_true", help="skip the vit_b_16 every-CAM-layer measurement")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cpu_time = torch.get_num_threads() == 1 and device.type == "cpu"
+    clock = time.thread_time if cpu_time else time.perf_counter
     print(f"_{machine_line(device)}; load average {', '.join(f'{v:.1f}' for v in os.getloadavg())}_\n")
     print(f"Grad-CAM for every Conv2d of {args.arch}, one {args.size}x{args.size} image; floor = forward + "
-          "backward to the input, timed in turns with ours\n")
+          f"backward to the input, timed in turns with ours ({'thread CPU time' if cpu_time else 'wall clock'})\n")
     print("| run | ours | floor | ours / floor (medians) | median of paired ratios | forward + backward with "
           "weight grads |")
     print("|---:|---:|---:|---:|---:|---:|")
     for run in range(1, args.runs + 1):
-        row = layer_sweep(args.arch, args.size, args.repeats, device, peers=False)
+        row = layer_sweep(args.arch, args.size, args.repeats, device, peers=False, clock=clock)
         print(f"| {run} | {row['ours_s'] * 1000:.1f} ms | {row['floor_s'] * 1000:.1f} ms | "
               f"**{row['ours_s'] / row['floor_s']:.3f}×** | {row['ours_s/floor_s']:.3f}× | "
               f"{row['weights_floor_s'] * 1000:.1f} ms |", flush=True)
@@ -327,8 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         row = cam_layer_sweep("vit_b_16", 224, max(3, args.repeats // 3), device)
         print(f"\nvit_b_16, every one of its {row['layers']} CAM layers, one 224x224 image: ours "
               f"{row['ours_s'] * 1000:.0f} ms; bare forward + backward {row['bare_s'] * 1000:.0f} ms "
-              f"({row['ours_s'] / row['bare_s']:.2f}×); forward + backward to the input "
-              f"{row['floor_s'] * 1000:.0f} ms ({row['ours_s'] / row['floor_s']:.2f}×)")
+              f"({row['ours_s/bare_s']:.2f}× paired); forward + backward to the input "
+              f"{row['floor_s'] * 1000:.0f} ms ({row['ours_s/floor_s']:.2f}× paired)")
+    print(f"\n_load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}_")
     return 0
 
 
