@@ -5,12 +5,17 @@
 // and the same DOM, and keeps only the last cleanup for the unmount. So one CamViewer lives per parentElement and
 // every call hands it the new data.
 //
+// The data carries the view only as the server last set it (data.view: a revision and the fields it sets), never
+// the reports, so that it stays the same across the reruns reports cause (Streamlit then sends a reference, not
+// the payload). What the user picked lives here, per viewer slot (data.view.slot), and outlives a remount.
+//
 // Numbers follow gradcam_core.render exactly where the inputs allow: bilinear upsampling with half-pixel centres
 // (torch's align_corners=False, negative source coordinates clamped to 0), colour = LUT[rint(value * 255)], and
 // overlay = rint((1 - a) * image + a * colour) in float32. The maps arrive as uint8 (value * 255, rounded), so a
 // heatmap pixel can differ from the PNG download by one LUT step where the float map sat near a rounding boundary.
 
 const VIEWERS = new WeakMap();
+const VIEWS = new Map(); // viewer slot -> {view, revision}: the user's view and the server's last revision applied
 const FIELDS = ["layer", "opacity", "colormap", "method"];
 const INSTANCE = Math.random().toString(36).slice(2, 10);
 
@@ -159,8 +164,7 @@ class CamViewer {
     this.scaleBar = find(".scale-bar");
     this.status = find(".status");
 
-    this.view = null; // what the user sees and asks for: {layer, opacity, colormap, method}
-    this.appliedRevision = 0; // the server's last view override applied here
+    this.view = null; // what the user sees and asks for: {layer, opacity, colormap, method} (shared with VIEWS)
     this.shown = null; // the decoded payload on screen and what came with it (sample, method, target)
     this.pending = null; // the data of a payload being decoded
     this.luts = new Map();
@@ -202,6 +206,7 @@ class CamViewer {
     this.receiveColormaps(data.colormaps);
     this.setOptions("method", data.methods, data.method);
     this.controls.method.disabled = data.methods.length < 2;
+    if (data.method_help) this.controls.method.title = data.method_help;
     this.applyServerView(data.view);
     if (this.shown?.payload.id === data.payload.id) {
       this.pending = null; // a payload still decoding is older than this one
@@ -237,14 +242,17 @@ class CamViewer {
   }
 
   // The server's view is a command only when its revision is new, and then only for the fields it changed;
-  // otherwise it echoes what this viewer reported, possibly older than what the user did since.
+  // otherwise it is older than what the user did since. A slot seen for the first time takes it whole.
   applyServerView(serverView) {
-    if (this.view === null) {
-      this.view = Object.fromEntries(FIELDS.map((field) => [field, serverView[field]]));
-    } else if (serverView.revision > this.appliedRevision) {
-      for (const field of serverView.fields) this.view[field] = serverView[field];
+    let memory = VIEWS.get(serverView.slot);
+    if (memory === undefined) {
+      memory = { view: Object.fromEntries(FIELDS.map((field) => [field, serverView[field]])), revision: 0 };
+      VIEWS.set(serverView.slot, memory);
+    } else if (serverView.revision > memory.revision) {
+      for (const field of serverView.fields) memory.view[field] = serverView[field];
     }
-    this.appliedRevision = Math.max(this.appliedRevision, serverView.revision);
+    memory.revision = Math.max(memory.revision, serverView.revision);
+    this.view = memory.view;
     if (!this.luts.has(this.view.colormap)) this.view.colormap = serverView.colormap;
     this.syncControls();
   }

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard.cam_viewer import FIELDS, apply_report, cam_viewer, encode_payload, quantise, settle_view
+from dashboard.cam_viewer import FIELDS, apply_report, cam_viewer, encode_payload, published_view, quantise, settle_view
+from dashboard.cam_viewer.pictures import heatmap_picture, viewer_pictures
 from dashboard.figures import display_factor
 from gradcam_core import COLORMAPS, colorize, overlay, upsample
 from tests.e2e.browser_helpers import assert_no_traceback, streamlit_server
@@ -68,6 +69,21 @@ def test_the_server_overrides_only_what_the_page_itself_changed():
     other["view"] = apply_report({**other, "choices": CHOICES}, {"layer": "a"})
     gone = settle_view(other, {**reported, "layer": "c"}, {**CHOICES, "layer": ["c", "d"]})
     assert gone["view"]["layer"] == "c" and gone["revision"] == 3 and gone["fields"] == ["layer"]
+
+
+def test_the_browser_is_sent_the_last_override_not_the_reports():
+    """Reports must leave the element's data as it was, so that Streamlit resends a reference, not the payload."""
+    first = settle_view(None, START, CHOICES)
+    sent = published_view(first)
+    assert sent == {**START, "revision": 1, "fields": list(FIELDS), "slot": first["id"]}
+    reported = {"layer": "b", "opacity": 0.7, "colormap": "gray", "method": "gradcam"}
+    first["view"] = apply_report(first, reported)
+    echoed = settle_view(settle_view(first, START, CHOICES), reported, CHOICES)
+    assert echoed["view"] == reported and published_view(echoed) == sent
+    clicked = settle_view(echoed, {**reported, "layer": "c"}, CHOICES)
+    assert published_view(clicked) == {**reported, "layer": "c", "revision": 2, "fields": ["layer"],
+                                       "slot": first["id"]}
+    assert settle_view(None, START, CHOICES)["id"] != first["id"]  # another session, another slot
 
 
 def test_a_report_outside_the_choices_is_ignored():
@@ -256,6 +272,18 @@ def test_colours_are_the_lut_and_the_maps_upsample_as_render_does(page):
     reference = colorize(upsample(cam, image.shape[:2]), "gray")[..., 0].astype(int)
     difference = np.abs(indices - reference)
     assert difference.max() <= 1 and (difference == 0).mean() > 0.99, (difference.max(), (difference == 0).mean())
+    # The server's copy of the viewer's arithmetic (the explorer's downloads) gives the same pixels, exactly.
+    assert np.array_equal(canvas(page, "heatmap")[..., :3], heatmap_picture(cam, COLORMAPS["gray"], *image.shape[:2]))
+
+    # A float map off the 1/255 grid, 7x7 upsampled to the display size (a ratio that is no integer).
+    page.get_by_role("combobox", name="Layer").select_option("smooth")
+    page.get_by_role("combobox", name="Colormap").select_option("viridis")
+    page.get_by_role("slider", name="Opacity").press("ArrowRight")
+    wait_shown(page, layer="smooth", colormap="viridis", opacity="0.55")
+    cam = synthetic_maps(0, "gradcam", "circle")["smooth"]
+    heat, blended = viewer_pictures(synthetic_image(0), cam, COLORMAPS["viridis"], 0.55, SCALE)
+    assert np.array_equal(canvas(page, "heatmap")[..., :3], heat)
+    assert np.array_equal(canvas(page, "overlay")[..., :3], blended)
 
 
 @pytest.mark.browser
