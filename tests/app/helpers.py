@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -25,14 +27,22 @@ def image_by_caption(at: AppTest, needle: str):
     return found[0]
 
 
+def viewer_data(at: AppTest) -> dict:
+    """The JSON data the explorer's CAM viewer got in the last run (its picture is drawn in the browser)."""
+    viewers = [e for e in at.get("bidi_component") if e.proto.component_name == "gradcam_cam_viewer"]
+    assert len(viewers) == 1, f"expected one CAM viewer, found {len(viewers)}"
+    return json.loads(viewers[0].proto.json)
+
+
 def main_images(at: AppTest) -> dict[str, str]:
-    """URLs of the view's original, heatmap and overlay images (media URLs are content hashes, so equal URLs
-    mean equal pictures)."""
-    images = list(at.image)
-    first = images.index(image_by_caption(at, "as the model sees it"))
-    original, heatmap, overlay = images[first:first + 3]
-    assert overlay.captions[0].startswith("opacity "), overlay.captions
-    return {"original": original.value[0], "heatmap": heatmap.value[0], "overlay": overlay.value[0]}
+    """What the viewer draws as the original, heatmap and overlay pictures, as strings that are equal exactly when
+    the pictures are (the viewer draws them in the browser: AppTest sees its data, not pixels). Under AppTest no
+    browser reports a view, so the view in the data is the one the page set."""
+    data = viewer_data(at)
+    payload, view = data["payload"], data["view"]
+    original = hashlib.sha256(payload["image_png"].encode()).hexdigest()[:16]
+    heatmap = f"{payload['id']}|{view['layer']}|{view['colormap']}"
+    return {"original": original, "heatmap": heatmap, "overlay": f"{heatmap}|{view['opacity']}"}
 
 
 def assert_clean(at: AppTest) -> None:

@@ -38,18 +38,18 @@ def drawn_in(monkeypatch):
 
 
 def test_the_view_and_the_gallery_are_two_fragments_and_the_sidebar_is_neither(drawn_in):
-    view, gallery, sidebar = (drawn_in(explorer_view, "render_controls"), drawn_in(explorer_gallery, "render_gallery"),
+    view, gallery, sidebar = (drawn_in(explorer_view, "render_target"), drawn_in(explorer_gallery, "render_gallery"),
                               drawn_in(shell, "_describe"))
-    pictures = drawn_in(explorer_view, "draw_cam_pictures")
+    pictures = drawn_in(explorer_view, "cam_viewer")
     assert_clean(run_app())
     assert sidebar == [None]
     assert len(view) == len(gallery) == len(pictures) == 1
     assert view[0] and gallery[0] and view[0] != gallery[0]
-    assert pictures == view  # the pictures the browser viewer will replace are drawn in the view fragment
+    assert pictures == view  # the browser-side viewer is drawn in the view fragment: its reports rerun it alone
 
 
 def test_picking_an_image_reruns_the_view_and_the_gallery_but_not_the_sidebar(drawn_in):
-    sidebar, view, gallery = drawn_in(shell, "_describe"), drawn_in(explorer_view, "render_controls"), \
+    sidebar, view, gallery = drawn_in(shell, "_describe"), drawn_in(explorer_view, "render_target"), \
         drawn_in(explorer_gallery, "render_gallery")
     at = run_app()
     before = main_images(at)
