@@ -588,12 +588,12 @@ def section(quick: bool = False, app: Path = REPO / "app.py", torchcam_demo: Pat
     if torchcam_demo is None:
         lines += ["", "torch-cam's demo: not run (give --torchcam-demo PATH/demo/app.py or TORCHCAM_DEMO)."]
     if with_payload:
-        lines += ["", "#### CAM viewer payload (one run's JSON data: PNG image + uint8 maps, base64)", "",
+        lines += ["", "#### CAM viewer payload (one run's data: PNG image + uint8 maps + LUTs, as bytes)", "",
                   "| model | image PNG | maps | layer list | colormaps | total |", "|---|---:|---:|---:|---:|---:|"]
         for label, sizes in payload_rows(with_resnet50=not quick):
             lines.append(f"| {label} | {sizes['image_png'] / 1024:.1f} KB | {sizes['maps'] / 1024:.1f} KB | "
                          f"{sizes['layers'] / 1024:.1f} KB | {sizes['colormaps'] / 1024:.1f} KB | "
-                         f"{sizes['total_json'] / 1024:.1f} KB |")
+                         f"{sizes['total'] / 1024:.1f} KB |")
     return "\n".join(lines)
 
 

@@ -1,9 +1,9 @@
 """The explorer's CAM viewer: a Streamlit components-v2 element that draws original / heatmap / overlay on canvases.
 
 It gets the sample's image and every layer's map for one method and target in one payload (maps as uint8 at the
-layer's own resolution, the image as PNG, both base64 in the JSON data), so layer, opacity and colormap change in
-the browser without a rerun. The browser reports its view back debounced; a change of Method is reported at once,
-because other maps need the server.
+layer's own resolution, the image as PNG, packed as bytes with a JSON header: ``pack``), so layer, opacity and
+colormap change in the browser without a rerun. The browser reports its view back debounced; a change of Method is
+reported at once, because other maps need the server.
 
     view = cam_viewer(image=pixels, maps=maps, layer=..., opacity=..., colormap=..., luts=COLORMAPS,
                       sample=index, method=method, methods=METHOD_TITLES, key="explorer.viewer",
@@ -31,7 +31,6 @@ controls with the accessible names Layer, Method, Opacity and Colormap.
 
 from __future__ import annotations
 
-import base64
 import difflib
 import hashlib
 import io
@@ -111,11 +110,7 @@ def cam_viewer(
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
     slot = _settle_view(key, wanted, {"layer": layer_maps, "colormap": luts, "method": methods})
-    labels = dict(layer_labels or {})
-    data = {
-        "version": 1,
-        "payload": encode_payload(image, layer_maps, scale, labels),
-        "colormaps": encode_luts(luts),
+    header = {
         "sample": str(sample),
         "sample_label": sample_label or (f"test image #{sample}" if isinstance(sample, int) else str(sample)),
         "method": method,
@@ -126,6 +121,8 @@ def cam_viewer(
         "view": published_view(slot),
         "debounce_ms": int(report_delay_ms),
     }
+    payload = encode_payload(image, layer_maps, scale, dict(layer_labels or {}))
+    data = viewer_message(header, payload, encode_luts(luts))
     _mount(key=key, data=data, on_view_change=lambda: _on_report(key, on_change))
     return ViewerState(**slot["view"])
 
@@ -203,10 +200,13 @@ def viewer_state(key: str) -> ViewerState | None:
 
 
 # ------------------------------------------------------------------------------------------------ payload
+DATA_VERSION = 2
+
+
 def encode_payload(image: np.ndarray, maps: Mapping[str, np.ndarray], scale: int,
                    layer_labels: Mapping[str, str] | None = None) -> dict:
-    """The picture's data for the browser: image as PNG, all maps as one uint8 buffer, base64; cached by content,
-    so the reruns a report causes do not encode the same picture again."""
+    """The picture's data for the browser: the image as PNG bytes and all maps as one uint8 buffer, with the
+    layer list; cached by content, so the reruns a report causes do not encode the same picture again."""
     labels = layer_labels or {}
     layers, chunks, offset = [], [], 0
     digest = hashlib.blake2b(digest_size=16)
@@ -229,29 +229,54 @@ def _encoded(content_id: str, _image: np.ndarray, _layers: list, _maps: bytes, s
     buffer = io.BytesIO()
     Image.fromarray(_image).save(buffer, format="PNG", compress_level=6)
     height, width = _image.shape[:2]
-    return {
-        "id": content_id, "height": height, "width": width, "scale": scale,
-        "image_png": base64.b64encode(buffer.getvalue()).decode("ascii"),
-        "layers": _layers, "maps": base64.b64encode(_maps).decode("ascii"),
-    }
+    return {"id": content_id, "height": height, "width": width, "scale": scale, "layers": _layers,
+            "image_png": buffer.getvalue(), "maps": _maps}
 
 
 def encode_luts(luts: Mapping[str, np.ndarray]) -> dict:
-    tables = {name: np.ascontiguousarray(lut, dtype=np.uint8).tobytes() for name, lut in luts.items()}
-    content_id = hashlib.blake2b(b"".join(name.encode() + table for name, table in tables.items()),
-                                 digest_size=8).hexdigest()
-    return {"id": content_id, "names": list(tables),
-            "luts": {name: base64.b64encode(table).decode("ascii") for name, table in tables.items()}}
+    """The colormaps as one buffer: 768 bytes (256 RGB entries) per name, in ``names`` order."""
+    tables = b"".join(np.ascontiguousarray(lut, dtype=np.uint8).tobytes() for lut in luts.values())
+    content_id = hashlib.blake2b(json.dumps(list(luts)).encode() + tables, digest_size=8).hexdigest()
+    return {"id": content_id, "names": list(luts), "luts": tables}
+
+
+def pack(header: dict, blobs: Mapping[str, bytes]) -> bytes:
+    """One binary message for the browser: a little-endian uint32 length, a UTF-8 JSON header (with
+    ``blobs``: name -> [offset, length] after the header), then the blobs. Bytes rather than JSON: no base64, and
+    Streamlit forwards bytes as they are (a dict would be probed for dataframes, which imports pandas)."""
+    spans, offset = {}, 0
+    for name, blob in blobs.items():
+        spans[name] = [offset, len(blob)]
+        offset += len(blob)
+    text = json.dumps({**header, "blobs": spans}, ensure_ascii=False).encode("utf-8")
+    return b"".join([len(text).to_bytes(4, "little"), text, *blobs.values()])
+
+
+def unpack(data: bytes) -> tuple[dict, dict[str, bytes]]:
+    """``pack``'s inverse: (header, name -> blob)."""
+    size = int.from_bytes(data[:4], "little")
+    header = json.loads(data[4:4 + size].decode("utf-8"))
+    body = data[4 + size:]
+    return header, {name: body[start:start + length] for name, (start, length) in header["blobs"].items()}
+
+
+def viewer_message(header: dict, payload: dict, colormaps: dict) -> bytes:
+    """The element's data: ``header`` (sample, method, view…) with the payload's and colormaps' descriptions, and
+    their bytes as blobs."""
+    described = {**header, "version": DATA_VERSION,
+                 "payload": {k: v for k, v in payload.items() if k not in ("image_png", "maps")},
+                 "colormaps": {"id": colormaps["id"], "names": colormaps["names"]}}
+    return pack(described, {"image_png": payload["image_png"], "maps": payload["maps"], "luts": colormaps["luts"]})
 
 
 def payload_bytes(image: np.ndarray, maps: Mapping[str, np.ndarray], luts: Mapping[str, np.ndarray],
                   scale: int = 1) -> dict[str, int]:
-    """Sizes in bytes of what one viewer run sends the browser: the JSON as a whole and its parts."""
+    """Sizes in bytes of what one viewer run sends the browser: the whole data and its parts."""
     payload = encode_payload(_checked_image(image), _checked_maps(maps), scale)
     colormaps = encode_luts(_checked_luts(luts))
     return {"image_png": len(payload["image_png"]), "maps": len(payload["maps"]),
-            "layers": len(json.dumps(payload["layers"])), "colormaps": len(json.dumps(colormaps)),
-            "total_json": len(json.dumps({"payload": payload, "colormaps": colormaps}))}
+            "layers": len(json.dumps(payload["layers"])), "colormaps": len(colormaps["luts"]),
+            "total": len(viewer_message({}, payload, colormaps))}
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -304,5 +329,5 @@ def _check_choice(what: str, value: str, choices: Mapping[str, object]) -> None:
         raise ValueError(f"{what} {value!r} is not among the viewer's {what}s; {hint}")
 
 
-__all__ = ["REPORT_DEBOUNCE_MS", "ViewerState", "apply_report", "cam_viewer", "encode_payload", "payload_bytes",
-           "published_view", "quantise", "settle_view", "viewer_state"]
+__all__ = ["REPORT_DEBOUNCE_MS", "ViewerState", "apply_report", "cam_viewer", "encode_payload", "pack",
+           "payload_bytes", "published_view", "quantise", "settle_view", "unpack", "viewer_state"]

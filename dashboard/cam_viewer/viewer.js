@@ -38,12 +38,15 @@ export default function mountCamViewer(component) {
   };
 }
 
-function decodeBase64(text) {
-  if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
+// The element's data is bytes (dashboard.cam_viewer.pack): a little-endian uint32 length, a JSON header whose
+// `blobs` give [offset, length] of each binary part after it (image_png, maps, luts).
+function unpack(bytes) {
+  const size = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(4, 4 + size)));
+  const body = bytes.subarray(4 + size);
+  header.blobs = Object.fromEntries(
+    Object.entries(header.blobs).map(([name, [start, length]]) => [name, body.subarray(start, start + length)]));
+  return header;
 }
 
 function roundHalfEven(value) {
@@ -93,8 +96,8 @@ function formatOpacity(value) {
   return String(Math.round(value * 100) / 100);
 }
 
-async function decodePng(base64, width, height) {
-  const blob = new Blob([decodeBase64(base64)], { type: "image/png" });
+async function decodePng(png, width, height) {
+  const blob = new Blob([png], { type: "image/png" });
   const bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
   try {
     if (bitmap.width !== width || bitmap.height !== height) {
@@ -128,10 +131,10 @@ function enlarge(rgba, width, height, scale) {
   return out;
 }
 
-async function decodePayload(payload) {
+async function decodePayload(payload, blobs) {
   const { width, height, scale } = payload;
-  const pixels = enlarge(await decodePng(payload.image_png, width, height), width, height, scale);
-  const bytes = decodeBase64(payload.maps);
+  const pixels = enlarge(await decodePng(blobs.image_png, width, height), width, height, scale);
+  const bytes = blobs.maps;
   const layers = new Map();
   for (const [name, label, h, w, offset] of payload.layers) {
     layers.set(name, { name, label, h, w, values: bytes.subarray(offset, offset + h * w) });
@@ -198,12 +201,13 @@ class CamViewer {
 
   // ------------------------------------------------------------------------------------------------ data in
   receive(data) {
-    if (!data || data.version !== 1) {
+    if (data instanceof Uint8Array) data = unpack(data);
+    if (!data || data.version !== 2) {
       this.setStatus("The viewer got no data it understands; reload the page.");
       return;
     }
     this.debounceMs = data.debounce_ms ?? this.debounceMs;
-    this.receiveColormaps(data.colormaps);
+    this.receiveColormaps(data.colormaps, data.blobs.luts);
     this.setOptions("method", data.methods, data.method);
     this.controls.method.disabled = data.methods.length < 2;
     if (data.method_help) this.controls.method.title = data.method_help;
@@ -217,7 +221,7 @@ class CamViewer {
     }
     this.pending = data;
     this.busy(true);
-    decodePayload(data.payload).then(
+    decodePayload(data.payload, data.blobs).then(
       (payload) => {
         if (this.pending !== data) return; // a newer payload arrived meanwhile
         this.pending = null;
@@ -233,9 +237,9 @@ class CamViewer {
     );
   }
 
-  receiveColormaps(colormaps) {
+  receiveColormaps(colormaps, tables) {
     if (colormaps.id === this.lutsId) return;
-    this.luts = new Map(Object.entries(colormaps.luts).map(([name, text]) => [name, decodeBase64(text)]));
+    this.luts = new Map(colormaps.names.map((name, i) => [name, tables.slice(i * 768, (i + 1) * 768)]));
     this.lutsId = colormaps.id;
     this.drawn = {}; // same names may now mean other colours
     this.setOptions("colormap", colormaps.names.map((name) => [name, name]), this.view?.colormap);

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+
+from dashboard.cam_viewer import unpack
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 # A cold run loads a model and classifies its whole test split; on a busy 2-core machine that can take a while.
@@ -28,10 +29,12 @@ def image_by_caption(at: AppTest, needle: str):
 
 
 def viewer_data(at: AppTest) -> dict:
-    """The JSON data the explorer's CAM viewer got in the last run (its picture is drawn in the browser)."""
+    """The data the explorer's CAM viewer got in the last run (its picture is drawn in the browser): the header,
+    with its binary parts as ``blobs`` (image_png, maps, luts)."""
     viewers = [e for e in at.get("bidi_component") if e.proto.component_name == "gradcam_cam_viewer"]
     assert len(viewers) == 1, f"expected one CAM viewer, found {len(viewers)}"
-    return json.loads(viewers[0].proto.json)
+    header, blobs = unpack(viewers[0].proto.bytes)
+    return {**header, "blobs": blobs}
 
 
 def main_images(at: AppTest) -> dict[str, str]:
@@ -40,7 +43,7 @@ def main_images(at: AppTest) -> dict[str, str]:
     browser reports a view, so the view in the data is the one the page set."""
     data = viewer_data(at)
     payload, view = data["payload"], data["view"]
-    original = hashlib.sha256(payload["image_png"].encode()).hexdigest()[:16]
+    original = hashlib.sha256(data["blobs"]["image_png"]).hexdigest()[:16]
     heatmap = f"{payload['id']}|{view['layer']}|{view['colormap']}"
     return {"original": original, "heatmap": heatmap, "overlay": f"{heatmap}|{view['opacity']}"}
 

@@ -7,7 +7,6 @@ the session state a report of the viewer sets (``apply_viewer_view``), or a link
 
 from __future__ import annotations
 
-import base64
 import io
 
 import numpy as np
@@ -232,7 +231,7 @@ def test_an_uploaded_image_is_explained_and_a_bad_file_is_refused(engine_calls, 
     data = viewer_data(at)
     assert data["sample"] == at.query_params["sample"] and data["sample_label"] == "uploaded image mine.png"
     as_the_model_sees_it = denormalise(shapes.transform(Image.fromarray(picture)), shapes.mean, shapes.std)
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(data["payload"]["image_png"])))),
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data["blobs"]["image_png"]))),
                           as_the_model_sees_it)
     main_images(at)
 

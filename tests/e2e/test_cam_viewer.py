@@ -18,7 +18,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard.cam_viewer import FIELDS, apply_report, cam_viewer, encode_payload, published_view, quantise, settle_view
+from dashboard.cam_viewer import (
+    FIELDS,
+    apply_report,
+    cam_viewer,
+    encode_luts,
+    encode_payload,
+    published_view,
+    quantise,
+    settle_view,
+    unpack,
+    viewer_message,
+)
 from dashboard.cam_viewer.pictures import heatmap_picture, viewer_pictures
 from dashboard.figures import display_factor
 from gradcam_core import COLORMAPS, colorize, overlay, upsample
@@ -97,10 +108,14 @@ def test_a_report_outside_the_choices_is_ignored():
 def test_the_payload_carries_the_image_and_each_maps_lut_indices():
     image = synthetic_image(1)
     maps = synthetic_maps(1, "gradcam", "circle")
-    payload = encode_payload(image, maps, 4)
-    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(payload["image_png"]))))
+    header, blobs = unpack(viewer_message({"sample": "1"}, encode_payload(image, maps, 4), encode_luts(COLORMAPS)))
+    payload = header["payload"]
+    assert header["sample"] == "1" and header["colormaps"]["names"] == list(COLORMAPS)
+    luts = np.frombuffer(blobs["luts"], dtype=np.uint8).reshape(len(COLORMAPS), 256, 3)
+    assert all(np.array_equal(lut, COLORMAPS[name]) for name, lut in zip(COLORMAPS, luts, strict=True))
+    png = np.asarray(Image.open(io.BytesIO(blobs["image_png"])))
     assert np.array_equal(png, image)
-    buffer = np.frombuffer(base64.b64decode(payload["maps"]), dtype=np.uint8)
+    buffer = np.frombuffer(blobs["maps"], dtype=np.uint8)
     assert [layer[0] for layer in payload["layers"]] == list(maps)
     for name, label, h, w, offset in payload["layers"]:
         assert label == f"{name} · {h}×{w}"
