@@ -179,6 +179,7 @@ class CamViewer {
     this.reportTimer = 0;
     this.reports = 0;
     this.debounceMs = 250;
+    this.mounting = true; // until the first data: a remount finds the user's view in VIEWS
     this.listen();
   }
 
@@ -211,7 +212,13 @@ class CamViewer {
     this.setOptions("method", data.methods, data.method);
     this.controls.method.disabled = data.methods.length < 2;
     if (data.method_help) this.controls.method.title = data.method_help;
-    this.applyServerView(data.view);
+    const remembered = this.applyServerView(data.view);
+    // A remount (the user came back from another page) may find a view the server never heard of: a report
+    // still waiting for its debounce when the element went. Tell it once, so the URL and downloads agree.
+    if (this.mounting && remembered && FIELDS.some((field) => this.view[field] !== data.view[field])) {
+      this.reportTimer = setTimeout(() => this.report(), this.debounceMs);
+    }
+    this.mounting = false;
     if (this.shown?.payload.id === data.payload.id) {
       this.pending = null; // a payload still decoding is older than this one
       this.shown = { ...this.shown, meta: data };
@@ -249,6 +256,7 @@ class CamViewer {
   // otherwise it is older than what the user did since. A slot seen for the first time takes it whole.
   applyServerView(serverView) {
     let memory = VIEWS.get(serverView.slot);
+    const remembered = memory !== undefined;
     if (memory === undefined) {
       memory = { view: Object.fromEntries(FIELDS.map((field) => [field, serverView[field]])), revision: 0 };
       VIEWS.set(serverView.slot, memory);
@@ -259,6 +267,7 @@ class CamViewer {
     this.view = memory.view;
     if (!this.luts.has(this.view.colormap)) this.view.colormap = serverView.colormap;
     this.syncControls();
+    return remembered;
   }
 
   setOptions(name, options, selected) {

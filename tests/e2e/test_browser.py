@@ -256,3 +256,20 @@ def test_reruns_stay_in_their_fragments_and_reports_resend_no_picture(browser, s
     assert canvas(page, "original").shape[0] > 150
     page.context.close()
     print(f"a report's rerun received {report_bytes} bytes")
+
+
+def test_a_visit_to_another_page_keeps_the_view_even_an_unreported_change(browser, server):
+    page = open_explorer(browser, server + "/")
+    viewer_control(page, "Opacity").press("ArrowLeft")
+    wait_shown(page, opacity="0.45")
+    wait_for_url_params(page, opacity="0.45")
+    viewer_control(page, "Colormap").select_option("cividis")  # and leave before the report goes (debounce)
+    page.get_by_role("link", name="Activation maps").click()
+    page.get_by_role("heading", name="Activation maps").wait_for(timeout=RENDER_MS)
+    page.get_by_role("link", name="Grad-CAM explorer").click()
+    page.locator(VIEWER_DRAWN).wait_for(timeout=RENDER_MS)
+    wait_shown(page, opacity="0.45", colormap="cividis")
+    wait_for_url_params(page, opacity="0.45", colormap="cividis")  # the remounted viewer told the server
+    page.wait_for_selector(IDLE, timeout=RENDER_MS)
+    assert_no_traceback(page)
+    page.context.close()
