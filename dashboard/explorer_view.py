@@ -21,7 +21,7 @@ import streamlit as st
 from dashboard import explorer_panels, figures
 from dashboard.cam_viewer import ViewerState, cam_viewer
 from dashboard.cam_viewer.pictures import viewer_pictures
-from dashboard.cams import GRADIENT_METHODS, layer_maps, sample_logits
+from dashboard.cams import GRADIENT_METHODS, explain_predicted, layer_maps, sample_logits
 from dashboard.explorer_gallery import VIEW_FRAGMENT
 from dashboard.explorer_link import (
     DEFAULT_METHOD,
@@ -171,8 +171,10 @@ def _test_index(loaded: LoadedWorkspace) -> int:
     return int(index)
 
 
-def shown_image(loaded: LoadedWorkspace) -> Shown:
-    """The upload when the user chose it (and it can be used), else the selected test image."""
+def shown_image(loaded: LoadedWorkspace, method: str) -> Shown:
+    """The upload when the user chose it (and it can be used), else the selected test image, with the model's
+    answer: for a gradient method from the first pass that also explains the predicted class (one forward and
+    one backward in all), else from a plain forward."""
     upload = E.upload.get()
     opened = None
     if E.source.get() == "upload" and upload is not None:
@@ -185,7 +187,12 @@ def shown_image(loaded: LoadedWorkspace) -> Shown:
         E.source.set("test")
         opened = open_test_image(loaded, _test_index(loaded))
     sample, inputs = opened
-    logits = sample_logits(loaded.model_id, sample.key, loaded, inputs.tensor)
+    if CAM_METHODS[method].needs_gradients:
+        with st.spinner("Explaining the predicted class at every layer (all gradient methods at once)…",
+                        show_time=True):
+            logits = explain_predicted(loaded.model_id, sample.key, loaded, inputs.tensor).logits
+    else:
+        logits = sample_logits(loaded.model_id, sample.key, loaded, inputs.tensor)
     return Shown(sample, inputs, softmax(logits))
 
 
@@ -202,6 +209,11 @@ def render_heading(loaded: LoadedWorkspace, shown: Shown) -> None:
                 f"({p[shown.predicted]:.1%}) {verdict}")
 
 
+def viewer_method() -> str:
+    """The method the session holds (the viewer's Method control reports it)."""
+    return E.method.get() if E.method.get() in CAM_METHODS else DEFAULT_METHOD
+
+
 def render_target(loaded: LoadedWorkspace, shown: Shown) -> ViewChoice:
     """The Target class picker — the one view control that stays a Streamlit widget — and the view as the session
     holds it (layer, opacity, colormap and method are the viewer's controls; they arrive with its reports)."""
@@ -209,7 +221,7 @@ def render_target(loaded: LoadedWorkspace, shown: Shown) -> ViewChoice:
     target_options: list = [TARGET_PREDICTED, *([] if shown.sample.is_upload else [TARGET_TRUE]), *range(len(names))]
     if E.target.get() not in target_options:
         E.target.set(TARGET_PREDICTED)
-    method = E.method.get() if E.method.get() in CAM_METHODS else DEFAULT_METHOD
+    method = viewer_method()
     layer = E.layer.get() if E.layer.get() in loaded.layers else loaded.default_layer
     uses_target = CAM_METHODS[method].needs_gradients
 
@@ -237,7 +249,7 @@ def maps_for(loaded: LoadedWorkspace, shown: Shown, method: str, class_index: in
     else:
         text = f"Computing {title} at every layer (once per image: it does not depend on the class)…"
     with st.spinner(text, show_time=True):
-        return layer_maps(loaded, shown.sample, shown.inputs.tensor, method, class_index)
+        return layer_maps(loaded, shown.sample, shown.inputs.tensor, method, class_index, shown.predicted)
 
 
 def apply_viewer_view(view: ViewerState) -> None:
@@ -320,7 +332,7 @@ def share_link(params: dict[str, str]) -> str:
 @st.fragment(key=VIEW_FRAGMENT)
 def view_fragment(loaded: LoadedWorkspace) -> None:
     """The shown image explained: heading, target, viewer, top-5, downloads, class comparison, layer strip."""
-    shown = shown_image(loaded)
+    shown = shown_image(loaded, viewer_method())
     render_heading(loaded, shown)
     choice = render_target(loaded, shown)
     maps = maps_for(loaded, shown, choice.method, choice.target_class)
