@@ -368,6 +368,7 @@ class DashboardDriver:
         else:
             track = self.page.locator("[data-testid='stSlider']").filter(has_text="Opacity").get_by_role(
                 "group", name="Opacity").locator(":scope > div").first  # react-aria's track
+        track.scroll_into_view_if_needed()
         box = track.bounding_box()
         y = box["y"] + box["height"] / 2
         ends = (box["x"] + box["width"] * 0.1, box["x"] + box["width"] * 0.9)  # opacity ~0.1 and ~0.9
