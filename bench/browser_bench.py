@@ -1,19 +1,26 @@
 """Browser latency of the dashboard: from an input to the new picture on screen, in headless Chromium (Playwright).
 
     python -m bench.browser_bench                     # app.py: p50/p95 of each interaction, cold start, payloads
+    python -m bench.browser_bench --baseline main     # and the app as it is at a git ref, side by side, same run
     python -m bench.browser_bench --quick             # each interaction once: a smoke run, no timing asserted
     python -m bench.browser_bench --app tests/e2e/viewer_app.py    # another page, e.g. the viewer on synthetic data
     python -m bench.browser_bench --torchcam-demo PATH/torch-cam/demo/app.py   # also torch-cam's Streamlit demo
                                                       # (or TORCHCAM_DEMO=PATH; skipped when not given)
+    python -m bench.browser_bench --out FILE          # also write the markdown to FILE
 
 How a time is taken. A probe injected into every page records the time of the first input event (pointerdown,
 keydown, input, change) after it is armed, and the moment the picture changed: for the CAM viewer component
-(``[data-testid="cam-viewer"]``) when its data-* attributes change (it sets them after drawing); for today's
-explorer when the overlay ``<img>`` (caption "opacity …") has a new src and has loaded; for torch-cam's demo when
-the image under "Overlay" has. Both times are the page's own clock, so Playwright's round trips do not count. The
-browser shows the change at its next frame (≤ 17 ms later). Cold first heatmap: from spawning ``streamlit run`` to
-the first picture, with the browser already open. Between two repetitions the page is let come to rest (no script
-running), so each interaction is measured alone.
+(``[data-testid="cam-viewer"]``) when its data-* attributes change (it sets them after drawing); for the explorer
+before the viewer when the overlay ``<img>`` (caption "opacity …") has a new src and has loaded; for torch-cam's
+demo when the image under "Overlay" has. Both times are the page's own clock, so Playwright's round trips do not
+count. The browser shows the change at its next frame (≤ 17 ms later). Cold first heatmap: from spawning
+``streamlit run`` to the first picture, with the browser already open. Between two repetitions the page is let
+come to rest (no script running), so each interaction is measured alone. Opacity drag: the pointer moves the
+slider in small steps every 40 ms for about a second; the pictures drawn meanwhile are counted.
+
+Before and after in one run (``--baseline REF``): the app at REF is exported with ``git archive`` into a temporary
+folder and served from there by the same Python; cold starts of the two alternate, so a change in the machine's
+load hits both alike.
 
 torch-cam's demo loads pretrained torchvision weights, which needs the network. Offline, the bench points
 TORCH_HOME at a temporary folder holding randomly initialised resnet18 weights under the file name torchvision
@@ -25,6 +32,7 @@ gallery, and recomputes only when "Compute CAM" is clicked: its times run from t
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import platform
@@ -52,6 +60,8 @@ IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 VIEWER = '[data-testid="cam-viewer"]'
 INTERACTIONS = ("layer switch", "opacity step", "method change", "target change", "gallery click")
 COLD = "cold first heatmap"
+DRAG = "opacity drag"
+DRAG_STEPS, DRAG_STEP_MS = 24, 40  # over 0.8 of the slider: ~16 opacity values in ~1 s
 
 PROBE_JS = r"""
 (() => {
@@ -125,6 +135,27 @@ PROBE_JS = r"""
   probe.result = () => ({input: probe.input, change: probe.change, origin: performance.timeOrigin,
                          before: probe.before, after: probe.after});
   probe.hasViewer = () => viewer() !== null;
+  // Every new picture while recording (a drag): the times its signature changed.
+  probe.record = () => {
+    const changes = [];
+    let last = signature();
+    const note = () => {
+      const now = signature();
+      if (now !== null && now !== last) { changes.push(performance.now()); last = now; }
+    };
+    const roots = [document, viewer()?.getRootNode()].filter(Boolean);
+    const observers = roots.map(root => {
+      const observer = new MutationObserver(note);
+      observer.observe(root, {attributes: true, childList: true, subtree: true});
+      return observer;
+    });
+    document.addEventListener('load', note, true);
+    probe.stopRecording = () => {
+      observers.forEach(o => o.disconnect());
+      document.removeEventListener('load', note, true);
+      return changes;
+    };
+  };
   window.__bench = probe;
   if (document.readyState !== 'loading') probe.arm(true);
   else document.addEventListener('DOMContentLoaded', () => probe.arm(true));
@@ -154,7 +185,9 @@ class Series:
         if not self.samples:
             return "n/a"
         value = self.percentile(q)
-        return f"{value / 1000:.2f} s" if unit == "s" else f"{value:.0f} ms"
+        if unit == "s":
+            return f"{value / 1000:.2f} s"
+        return f"{value:.0f} {unit}" if unit != "ms" else f"{value:.0f} ms"
 
 
 # ------------------------------------------------------------------------------------------------ server
@@ -328,18 +361,69 @@ class DashboardDriver:
         self.rep += 1
         return value
 
+    def opacity_drag(self) -> tuple[int, float]:
+        """(pictures drawn, longest pause in ms) while the pointer drags the opacity slider for ~1 s."""
+        if self.has_viewer:
+            track = self.page.locator(VIEWER).get_by_role("slider", name="Opacity")
+        else:
+            track = self.page.locator("[data-testid='stSlider']").filter(has_text="Opacity").get_by_role(
+                "group", name="Opacity").locator(":scope > div").first  # react-aria's track
+        track.scroll_into_view_if_needed()
+        box = track.bounding_box()
+        y = box["y"] + box["height"] / 2
+        ends = (box["x"] + box["width"] * 0.1, box["x"] + box["width"] * 0.9)  # opacity ~0.1 and ~0.9
+        start_x, end_x = ends if self.rep % 2 == 0 else ends[::-1]  # alternate the direction
+        self.rep += 1
+        self.page.mouse.move(start_x, y)
+        self.page.evaluate("window.__bench.record()")
+        started = self.page.evaluate("performance.now()")
+        self.page.mouse.down()
+        for step in range(1, DRAG_STEPS + 1):
+            self.page.mouse.move(start_x + (end_x - start_x) * step / DRAG_STEPS, y)
+            self.page.wait_for_timeout(DRAG_STEP_MS)
+        released = self.page.evaluate("performance.now()")
+        self.page.mouse.up()
+        self.page.wait_for_timeout(500)
+        settle(self.page)
+        changes = self.page.evaluate("window.__bench.stopRecording()")
+        marks = [started, *(t for t in changes if t <= released), released]
+        return len(changes), max(b - a for a, b in itertools.pairwise(marks))
 
-def measure_dashboard(browser, script: Path, reps: int, cold_reps: int, log_dir: Path) -> dict[str, Series]:
-    results: dict[str, Series] = {COLD: Series()}
-    for index in range(cold_reps):  # each on a fresh server: Python imports, model load, first pass
-        with streamlit_server(script, REPO, log_dir / f"cold-{index}.log") as (url, spawned):
-            page = new_page(browser)
-            results[COLD].samples.append(first_picture(page, url + "/", spawned))
-            if index < cold_reps - 1:
-                page.context.close()
-            else:  # the last cold server stays for the interactions
-                settle(page, 1000, COLD_WAIT_MS)  # the gallery classifies the test split after the first picture
-                results.update(measure_interactions(page, reps))
+
+@dataclass
+class App:
+    """A Streamlit script to measure and the folder it runs from."""
+
+    label: str
+    script: Path
+    cwd: Path = REPO
+
+
+def export_ref(ref: str, folder: Path) -> App:
+    """The app as it is at git ``ref``, exported into ``folder`` (``git archive``: tracked files only)."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", ref], capture_output=True,
+                             check=False)
+    if archive.returncode != 0:
+        raise BenchError(f"git archive {ref!r} failed: {archive.stderr.decode().strip()}; give a branch, tag or "
+                         "commit of this repository")
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return App(f"before ({ref})", folder / "app.py", folder)
+
+
+def measure_dashboards(browser, apps: list[App], reps: int, cold_reps: int, log_dir: Path
+                       ) -> dict[str, dict[str, Series]]:
+    """Each app's cold starts (alternating between the apps, each on a fresh server), then its interactions on
+    the last server."""
+    results = {app.label: {COLD: Series()} for app in apps}
+    for index in range(cold_reps):
+        for number, app in enumerate(apps):
+            log = log_dir / f"cold-{number}-{index}.log"
+            with streamlit_server(app.script, app.cwd, log) as (url, spawned):
+                page = new_page(browser)
+                results[app.label][COLD].samples.append(first_picture(page, url + "/", spawned))
+                if index == cold_reps - 1:  # the last cold server stays for the interactions
+                    settle(page, 1000, COLD_WAIT_MS)  # the gallery reads the predictions after the first picture
+                    results[app.label].update(measure_interactions(page, reps))
                 page.context.close()
     return results
 
@@ -356,6 +440,16 @@ def measure_interactions(page, reps: int) -> dict[str, Series]:
         except Exception as err:  # one interaction the page lacks must not hide the others' numbers
             series.note = f"not measured: {type(err).__name__}: {str(err).splitlines()[0][:160]}"
         results[name] = series
+    drawn, pause = Series(note="pictures"), Series(note="ms")
+    try:
+        for _ in range(max(1, min(reps, 3))):
+            count, longest = driver.opacity_drag()
+            drawn.samples.append(count)
+            pause.samples.append(longest)
+    except Exception as err:
+        drawn.note = f"not measured: {type(err).__name__}: {str(err).splitlines()[0][:160]}"
+    results[DRAG] = drawn
+    results[DRAG + " pause"] = pause
     return results
 
 
@@ -532,29 +626,34 @@ def payload_rows(with_resnet50: bool = True) -> list[tuple[str, dict[str, int]]]
 
 
 # ------------------------------------------------------------------------------------------------ report
-def table(ours: dict[str, Series], peer: dict[str, Series] | None, ours_label: str) -> list[str]:
-    header = f"| interaction | {ours_label} p50 | p95 |"
-    rule = "|---|---:|---:|"
-    if peer is not None:
-        header += " torch-cam demo p50 | p95 |"
-        rule += "---:|---:|"
+def table(columns: dict[str, dict[str, Series]]) -> list[str]:
+    """One row per interaction, a p50 and a p95 column per measured app (each column's label: its key)."""
+    header = "| interaction |" + "".join(f" {label} p50 | p95 |" for label in columns)
+    rule = "|---|" + "---:|---:|" * len(columns)
     lines = [header, rule]
     for name in (*INTERACTIONS, COLD):
         unit = "s" if name == COLD else "ms"
-        mine = ours.get(name, Series(note="not measured"))
-        row = f"| {name} ({len(mine.samples)}×) | {mine.cell(0.5, unit)} | {mine.cell(0.95, unit)} |"
-        if peer is not None:
-            theirs = peer.get(name, Series(note="not measured"))
-            row += f" {theirs.cell(0.5, unit)} | {theirs.cell(0.95, unit)} |"
+        counts = {len(results.get(name, Series()).samples) for results in columns.values()} - {0}
+        row = f"| {name} ({'/'.join(map(str, sorted(counts))) or 0}×) |"
+        for results in columns.values():
+            series = results.get(name, Series(note="not measured"))
+            row += f" {series.cell(0.5, unit)} | {series.cell(0.95, unit)} |"
         lines.append(row)
-    notes = [f"- ours, {name}: {s.note}" for name, s in ours.items() if s.note.startswith("not measured")]
-    if peer is not None:
-        notes += [f"- torch-cam, {name}: {s.note}" for name, s in peer.items() if s.note]
+    row = (f"| {DRAG} (0.1 → 0.9 in {DRAG_STEPS} moves, {DRAG_STEP_MS} ms apart): pictures drawn / longest "
+           "pause |")
+    for results in columns.values():
+        drawn, pause = results.get(DRAG, Series()), results.get(DRAG + " pause", Series())
+        row += (f" {drawn.cell(0.5, 'pictures')} | {pause.cell(0.5)} |" if drawn.samples and pause.samples
+                else " n/a | n/a |")
+    lines.append(row)
+    notes = [f"- {label}, {name}: {series.note}" for label, results in columns.items()
+             for name, series in results.items() if series.note.startswith("not measured")
+             or (label.startswith("torch-cam") and series.note)]
     return lines + (["", *notes] if notes else [])
 
 
 def section(quick: bool = False, app: Path = REPO / "app.py", torchcam_demo: Path | None = None,
-            reps: int | None = None, with_payload: bool = True) -> str:
+            reps: int | None = None, with_payload: bool = True, baseline: str | None = None) -> str:
     """The browser section of BENCHMARKS.md as markdown (bench/__main__ can call this)."""
     from playwright.sync_api import sync_playwright
 
@@ -562,38 +661,48 @@ def section(quick: bool = False, app: Path = REPO / "app.py", torchcam_demo: Pat
     cold_reps = 1 if quick else 3
     log_dir = REPO / "artifacts" / "browser_bench"
     started = time.monotonic()
-    load_before = os.getloadavg()[0]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            ours = measure_dashboard(browser, app, reps, cold_reps, log_dir)
-            peer = None
-            if torchcam_demo is not None:
-                peer = measure_torchcam(browser, torchcam_demo, 1 if quick else max(1, reps // 2),
-                                        1 if quick else 2, log_dir)
-        finally:
-            browser.close()
-    mode = next((s.note for s in ours.values() if s.note in ("viewer", "st widgets")), "?")
+    loads = [os.getloadavg()[0]]
     shown_app = app.relative_to(REPO) if app.is_relative_to(REPO) else app
+    scratch = Path(tempfile.mkdtemp(prefix="browser-bench-"))
+    try:
+        apps = [App(f"after ({shown_app})", app)]
+        if baseline:
+            apps.insert(0, export_ref(baseline, scratch))
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                columns = measure_dashboards(browser, apps, reps, cold_reps, log_dir)
+                loads.append(os.getloadavg()[0])
+                if torchcam_demo is not None:
+                    columns["torch-cam demo"] = measure_torchcam(browser, torchcam_demo, 1 if quick else
+                                                                 max(1, reps // 2), 1 if quick else 2, log_dir)
+            finally:
+                browser.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    loads.append(os.getloadavg()[0])
+    modes = {label: next((s.note for s in results.values() if s.note in ("viewer", "st widgets")), "?")
+             for label, results in columns.items() if not label.startswith("torch-cam")}
     lines = [
-        f"### Browser latency: input → new picture on screen ({shown_app}, "
-        f"{'CAM viewer' if mode == 'viewer' else 'Streamlit widgets'})",
+        "### Browser latency: input → new picture on screen (" + "; ".join(
+            f"{label}: {'CAM viewer' if mode == 'viewer' else 'Streamlit widgets'}" for label, mode in modes.items())
+        + ")",
         "",
         f"Headless Chromium, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-        f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after (other work on the machine slows every row); "
-        f"p50/p95 over the repetitions shown; {time.monotonic() - started:.0f} s in all.",
+        f"{' / '.join(f'{value:.1f}' for value in loads)} (start / after ours / end; other work on the machine "
+        f"slows every row); p50/p95 over the repetitions shown; {time.monotonic() - started:.0f} s in all.",
         "",
-        *table(ours, peer, "ours"),
+        *table(columns),
     ]
     if torchcam_demo is None:
         lines += ["", "torch-cam's demo: not run (give --torchcam-demo PATH/demo/app.py or TORCHCAM_DEMO)."]
     if with_payload:
-        lines += ["", "#### CAM viewer payload (one run's JSON data: PNG image + uint8 maps, base64)", "",
+        lines += ["", "#### CAM viewer payload (one run's data: PNG image + uint8 maps + LUTs, as bytes)", "",
                   "| model | image PNG | maps | layer list | colormaps | total |", "|---|---:|---:|---:|---:|---:|"]
         for label, sizes in payload_rows(with_resnet50=not quick):
             lines.append(f"| {label} | {sizes['image_png'] / 1024:.1f} KB | {sizes['maps'] / 1024:.1f} KB | "
                          f"{sizes['layers'] / 1024:.1f} KB | {sizes['colormaps'] / 1024:.1f} KB | "
-                         f"{sizes['total_json'] / 1024:.1f} KB |")
+                         f"{sizes['total'] / 1024:.1f} KB |")
     return "\n".join(lines)
 
 
@@ -605,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app", type=Path, default=REPO / "app.py", help="the Streamlit script to measure")
     parser.add_argument("--torchcam-demo", type=Path, default=os.environ.get("TORCHCAM_DEMO") or None,
                         help="torch-cam's demo/app.py (from its repository); skipped when absent")
+    parser.add_argument("--baseline", metavar="REF", help="also measure the app at this git ref (e.g. main), "
+                                                          "side by side in the same run")
     parser.add_argument("--no-payload", action="store_true", help="skip the viewer payload sizes")
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     args = parser.parse_args(argv)
@@ -618,7 +729,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"torch-cam demo {demo} is not a file: give the path of demo/app.py in a torch-cam checkout",
               file=sys.stderr)
         return 2
-    text = section(args.quick, args.app.resolve(), demo, args.reps, not args.no_payload)
+    text = section(args.quick, args.app.resolve(), demo, args.reps, not args.no_payload, args.baseline)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

@@ -1,6 +1,7 @@
 """Every layer's maps of one image, cached: ONE engine call gives every CAM layer for all gradient methods and one
-target class, so switching layer or method, and moving the opacity or colormap, recompute nothing. Cache keys are
-ids and strings (model id, sample key, target); the workspace and tensors travel as ``_``-prefixed arguments.
+target class, so switching layer or method, and moving the opacity or colormap, recompute nothing. A new image's
+first call (``explain_predicted``) explains its predicted class and gives its logits in the same pass. Cache keys
+are ids and strings (model id, sample key, target); the workspace and tensors travel as ``_``-prefixed arguments.
 """
 
 from __future__ import annotations
@@ -58,6 +59,29 @@ def explain_sample(model_id: str, sample_key: str, target: int, _loaded: LoadedW
     return _package(result, int(target))
 
 
+@dataclass
+class FirstPass:
+    """What one forward and one backward give for a new image: its logits, and every gradient method's maps for
+    the class it predicts (the explorer's default target)."""
+
+    logits: np.ndarray  # (num_classes,) float32
+    maps: SampleCams
+
+    @property
+    def predicted(self) -> int:
+        return int(self.maps.target)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def explain_predicted(model_id: str, sample_key: str, _loaded: LoadedWorkspace, _tensor: torch.Tensor
+                      ) -> FirstPass:
+    """The first pass over a new image: ``explain(targets=None)`` explains the predicted class and returns the
+    logits too, so the explorer's first heatmap needs no separate forward for the prediction."""
+    with _loaded.lock:
+        result = _loaded.engine.explain(_tensor, layers=_loaded.layers, targets=None, methods=GRADIENT_METHODS)
+    return FirstPass(logits=np.asarray(result.logits[0]), maps=_package(result, int(result.targets[0])))
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def explain_without_gradients(model_id: str, sample_key: str, method: str, _loaded: LoadedWorkspace,
                               _tensor: torch.Tensor) -> SampleCams:
@@ -71,8 +95,11 @@ def explain_without_gradients(model_id: str, sample_key: str, method: str, _load
 
 
 def layer_maps(loaded: LoadedWorkspace, sample: Sample, tensor: torch.Tensor, method: str,
-               target: int) -> dict[str, np.ndarray]:
-    """``method``'s map at every layer for ``target`` (cached; computes on a miss)."""
+               target: int, predicted: int | None = None) -> dict[str, np.ndarray]:
+    """``method``'s map at every layer for ``target`` (cached; computes on a miss). ``predicted``: the image's
+    predicted class, when known; its maps come from ``explain_predicted``."""
     if CAM_METHODS[method].needs_gradients:
+        if predicted is not None and int(target) == int(predicted):
+            return explain_predicted(loaded.model_id, sample.key, loaded, tensor).maps.cams[method]
         return explain_sample(loaded.model_id, sample.key, int(target), loaded, tensor).cams[method]
     return explain_without_gradients(loaded.model_id, sample.key, method, loaded, tensor).cams[method]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
@@ -107,15 +108,19 @@ def view_payload(loaded: LoadedWorkspace, sample: Sample, view: ViewState, proba
 
 
 def render_downloads(loaded: LoadedWorkspace, sample: Sample, view: ViewState, probabilities: np.ndarray,
-                     target_class: int, cam: np.ndarray, heat: np.ndarray, blended: np.ndarray, link: str) -> None:
+                     target_class: int, cam: np.ndarray, pictures: Callable[[], tuple[np.ndarray, np.ndarray]],
+                     link: str) -> None:
+    """The view's files: ``pictures()`` gives (heatmap, overlay) exactly as the viewer shows them."""
     st.markdown("**Downloads**")
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{loaded.key}_{sample.item_id or sample.file_name}_{view.layer}_"
                                              f"{view.method}_{loaded.class_names[target_class]}")
     payload = view_payload(loaded, sample, view, probabilities, target_class, cam, link)
     downloads = [
-        # PNGs are encoded when clicked, not on every rerun (deferred download data)
-        ("overlay.png", lambda: figures.png_bytes(blended), "_overlay.png", "image/png", "The overlay as shown"),
-        ("heatmap.png", lambda: figures.png_bytes(heat), "_heatmap.png", "image/png", "The coloured heatmap as shown"),
+        # PNGs are made and encoded when clicked, not on every rerun (deferred download data)
+        ("overlay.png", lambda: figures.png_bytes(pictures()[1]), "_overlay.png", "image/png",
+         "The overlay as shown"),
+        ("heatmap.png", lambda: figures.png_bytes(pictures()[0]), "_heatmap.png", "image/png",
+         "The coloured heatmap as shown"),
         ("map.npy", figures.npy_bytes(cam), "_map.npy", "application/octet-stream",
          f"The raw {cam.shape[0]}×{cam.shape[1]} float32 map in [0, 1], at the layer's resolution"),
         ("view.json", figures.view_json(payload), "_view.json", "application/json",

@@ -1,12 +1,13 @@
 """The explorer's right column — one image explained at every layer — and the explorer's view state.
 
-The view is one fragment (``VIEW_FRAGMENT``): method, target class, layer, opacity and colormap rerun it alone,
-never the gallery or the sidebar. ``draw_cam_pictures`` draws the three pictures (original, heatmap, overlay); the
-browser-side CAM viewer replaces that one call.
+The view is one fragment (``VIEW_FRAGMENT``). Its picture is the browser-side CAM viewer (``dashboard.cam_viewer``):
+it gets the image and every layer's map for the method and target once, and Layer, Opacity and Colormap change in
+the browser with no round trip. The viewer reports its view back (debounced; a new Method at once), which reruns
+this fragment alone: the session state, the URL, the downloads and the layer strip follow, and a new method's
+maps are computed. The Target class stays a Streamlit widget; a new one also reruns this fragment alone.
 
-The view's widget values are seeded once per session from the URL (``restore_view``, validated by
-``explorer_link``), start from defaults in a new workspace (``dashboard.state``), are re-seeded from the saved view
-when Streamlit dropped them (after a visit to another page), and are written back to the URL after every run.
+The view is seeded once per session from the URL (``restore_view``, validated by ``explorer_link``), starts from
+defaults in a new workspace (``dashboard.state``), and is written back to the URL after every run.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import numpy as np
 import streamlit as st
 
 from dashboard import explorer_panels, figures
-from dashboard.cams import GRADIENT_METHODS, SWEEP_METHODS, layer_maps, sample_logits
+from dashboard.cam_viewer import ViewerState, cam_viewer
+from dashboard.cam_viewer.pictures import viewer_pictures
+from dashboard.cams import GRADIENT_METHODS, SWEEP_METHODS, explain_predicted, layer_maps, sample_logits
 from dashboard.explorer_gallery import VIEW_FRAGMENT
 from dashboard.explorer_link import (
+    DEFAULT_METHOD,
     TARGET_PREDICTED,
     TARGET_TRUE,
     UPLOAD_PREFIX,
@@ -44,10 +48,12 @@ from dashboard.workspaces import LoadedWorkspace
 from gradcam_core import CAM_METHODS, COLORMAPS, colorize, softmax, upsample
 
 EXPLORER_PAGE = "pages/explorer.py"
+VIEWER_KEY = "explorer.viewer"
+METHOD_TITLES = {name: CAM_METHODS[name].title for name in EXPLORER_METHODS}
 _WITHOUT_GRADIENTS = [CAM_METHODS[m].title for m in SWEEP_METHODS if m not in GRADIENT_METHODS]
 METHOD_HELP = (f"The {len(GRADIENT_METHODS)} gradient methods come from one pass, so switching among them is free; "
                f"{', '.join(_WITHOUT_GRADIENTS)} {'is' if len(_WITHOUT_GRADIENTS) == 1 else 'are'} computed once per "
-               "image when you pick it.")
+               "image when you pick it; Score-CAM (one forward per channel) is computed for the shown layer only.")
 
 
 # ------------------------------------------------------------------------------------------ view state
@@ -167,8 +173,10 @@ def _test_index(loaded: LoadedWorkspace) -> int:
     return int(index)
 
 
-def shown_image(loaded: LoadedWorkspace) -> Shown:
-    """The upload when the user chose it (and it can be used), else the selected test image."""
+def shown_image(loaded: LoadedWorkspace, method: str) -> Shown:
+    """The upload when the user chose it (and it can be used), else the selected test image, with the model's
+    answer: for a gradient method from the first pass that also explains the predicted class (one forward and
+    one backward in all), else from a plain forward."""
     upload = E.upload.get()
     opened = None
     if E.source.get() == "upload" and upload is not None:
@@ -181,7 +189,12 @@ def shown_image(loaded: LoadedWorkspace) -> Shown:
         E.source.set("test")
         opened = open_test_image(loaded, _test_index(loaded))
     sample, inputs = opened
-    logits = sample_logits(loaded.model_id, sample.key, loaded, inputs.tensor)
+    if CAM_METHODS[method].needs_gradients:
+        with st.spinner("Explaining the predicted class at every layer (all gradient methods at once)…",
+                        show_time=True):
+            logits = explain_predicted(loaded.model_id, sample.key, loaded, inputs.tensor).logits
+    else:
+        logits = sample_logits(loaded.model_id, sample.key, loaded, inputs.tensor)
     return Shown(sample, inputs, softmax(logits))
 
 
@@ -198,34 +211,36 @@ def render_heading(loaded: LoadedWorkspace, shown: Shown) -> None:
                 f"({p[shown.predicted]:.1%}) {verdict}")
 
 
-def render_controls(loaded: LoadedWorkspace, shown: Shown) -> ViewChoice:
+def viewer_method() -> str:
+    """The method the session holds (the viewer's Method control reports it)."""
+    return E.method.get() if E.method.get() in CAM_METHODS else DEFAULT_METHOD
+
+
+def render_target(loaded: LoadedWorkspace, shown: Shown) -> ViewChoice:
+    """The Target class picker — the one view control that stays a Streamlit widget — and the view as the session
+    holds it (layer, opacity, colormap and method are the viewer's controls; they arrive with its reports)."""
     names, label = loaded.class_names, shown.sample.label
     target_options: list = [TARGET_PREDICTED, *([] if shown.sample.is_upload else [TARGET_TRUE]), *range(len(names))]
     if E.target.get() not in target_options:
         E.target.set(TARGET_PREDICTED)
+    method = viewer_method()
+    layer = E.layer.get() if E.layer.get() in loaded.layers else loaded.default_layer
+    uses_target = depends_on_class(method)
 
     def target_label(value) -> str:
         if value == TARGET_PREDICTED:
             return f"Predicted: {names[shown.predicted]}"
         return f"True class: {names[label]}" if value == TARGET_TRUE else f"{value}: {names[value]}"
 
-    method = st.segmented_control("Method", EXPLORER_METHODS, key=E.method, required=True, width="stretch",
-                                  format_func=lambda m: CAM_METHODS[m].title,
-                                  help=METHOD_HELP)
-    uses_target = depends_on_class(method)
-    layer_col, target_col, opacity_col, cmap_col = st.columns([2.4, 2, 1.5, 1.1])
-    layer = layer_col.selectbox("Layer", loaded.layers, key=E.layer, format_func=loaded.layer_label,
-                                help=f"Every Conv2d of the model ({len(loaded.layers)}), shallow to deep, with its "
-                                     "output shape channels×height×width. Type to search.")
+    target_col, note_col = st.columns([2, 3], vertical_alignment="bottom")
     target = target_col.selectbox(
         "Target class", target_options, key=E.target, format_func=target_label, disabled=not uses_target,
         help="The class whose score is explained. Type to search." if uses_target else
         f"{CAM_METHODS[method].title} does not use a target class: its map is the same for every class.")
-    opacity = opacity_col.slider("Opacity", 0.0, 1.0, step=0.05, key=E.opacity,
-                                 help="0 shows the image, 1 the heatmap. Moving it recomputes nothing.")
-    colormap = cmap_col.selectbox("Colormap", list(COLORMAPS), key=E.colormap)
+    note_col.caption("Layer, opacity and colormap change in your browser at once; a method or a target class is "
+                     "computed on the server (the gradient methods in one pass per class).")
     target_class = shown.predicted if target == TARGET_PREDICTED else label if target == TARGET_TRUE else int(target)
-    return ViewChoice(method, layer, target, target_class, float(opacity), colormap)
+    return ViewChoice(method, layer, target, target_class, float(E.opacity.get()), E.colormap.get())
 
 
 def maps_for(loaded: LoadedWorkspace, shown: Shown, method: str, class_index: int) -> dict[str, np.ndarray]:
@@ -238,38 +253,42 @@ def maps_for(loaded: LoadedWorkspace, shown: Shown, method: str, class_index: in
     else:
         text = f"Computing {title} at every layer (once per image: it does not depend on the class)…"
     with st.spinner(text, show_time=True):
-        return layer_maps(loaded, shown.sample, shown.inputs.tensor, method, class_index)
+        return layer_maps(loaded, shown.sample, shown.inputs.tensor, method, class_index, shown.predicted)
 
 
-def draw_cam_pictures(pixels: np.ndarray, cam: np.ndarray, choice: ViewChoice, heat_caption: str
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Original, heatmap (with its colour scale) and overlay, side by side; returns (heatmap, overlay) pictures.
-
-    The one call the browser-side CAM viewer replaces."""
-    height, width = pixels.shape[:2]
-    shown = figures.enlarge(pixels, figures.display_factor(height, width))
-    cam_shown = upsample(cam, shown.shape[:2])  # once, for both pictures
-    heat = colorize(cam_shown, choice.colormap)
-    blended = figures.overlay_picture(shown, cam_shown, choice.opacity, choice.colormap)
-    original_col, heat_col, overlay_col = st.columns(3)
-    with original_col:
-        st.markdown("**Original**")
-        st.image(shown, width="stretch", caption=f"{height}×{width}, as the model sees it")
-    with heat_col:
-        st.markdown("**Heatmap**")
-        st.image(heat, width="stretch", caption=heat_caption)
-        st.html(figures.colorbar_html(choice.colormap))
-    with overlay_col:
-        st.markdown("**Overlay**")
-        st.image(blended, width="stretch", caption=f"opacity {choice.opacity:.2f} · {choice.colormap}")
-    return heat, blended
+def apply_viewer_view(view: ViewerState) -> None:
+    """A report of the viewer (a callback, before the rerun it causes): the session's view becomes what the user
+    picked there, so the URL, the downloads and the layer strip follow, and a new method's maps get computed."""
+    E.layer.set(view.layer)
+    E.opacity.set(view.opacity)
+    E.colormap.set(view.colormap)
+    E.method.set(view.method)
 
 
-def heatmap_caption(loaded: LoadedWorkspace, choice: ViewChoice, cam: np.ndarray) -> str:
-    where = f"{CAM_METHODS[choice.method].title} · {choice.layer} ({cam.shape[0]}×{cam.shape[1]})"
-    if not choice.uses_target:
-        return f"{where} · no target class (the same map for every class)"
-    return f"{where} · {loaded.class_names[choice.target_class]}"
+def draw_viewer(loaded: LoadedWorkspace, shown: Shown, choice: ViewChoice, maps: dict[str, np.ndarray]
+                ) -> ViewChoice:
+    """Original, heatmap (with its colour scale) and overlay in the browser-side viewer; returns the choice with
+    the layer, opacity and colormap the viewer shows."""
+    sample = shown.sample
+    shown_view = cam_viewer(
+        image=shown.inputs.pixels, maps=maps, layer=choice.layer, opacity=choice.opacity, colormap=choice.colormap,
+        luts=COLORMAPS, sample=sample.link_value if sample.is_upload else sample.index,
+        sample_label=f"uploaded image {sample.file_name}" if sample.is_upload else None,
+        method=choice.method, methods=METHOD_TITLES, method_help=METHOD_HELP,
+        target=loaded.class_names[choice.target_class] if choice.uses_target else None,
+        layer_labels={layer: loaded.layer_label(layer) for layer in maps}, scale=display_scale(shown),
+        key=VIEWER_KEY, on_change=apply_viewer_view)
+    return replace(choice, layer=shown_view.layer, opacity=shown_view.opacity, colormap=shown_view.colormap)
+
+
+def display_scale(shown: Shown) -> int:
+    """The integer enlargement of the pictures (a 64 px input is shown at 256 px with crisp pixels)."""
+    return figures.display_factor(*shown.inputs.pixels.shape[:2])
+
+
+def shown_pictures(shown: Shown, cam: np.ndarray, choice: ViewChoice) -> tuple[np.ndarray, np.ndarray]:
+    """(heatmap, overlay) exactly as the viewer draws them (for the downloads)."""
+    return viewer_pictures(shown.inputs.pixels, cam, COLORMAPS[choice.colormap], choice.opacity, display_scale(shown))
 
 
 def render_empty_map_note(loaded: LoadedWorkspace, choice: ViewChoice, cam: np.ndarray) -> None:
@@ -316,13 +335,13 @@ def share_link(params: dict[str, str]) -> str:
 
 @st.fragment(key=VIEW_FRAGMENT)
 def view_fragment(loaded: LoadedWorkspace) -> None:
-    """The shown image explained: heading, controls, pictures, top-5, downloads, class comparison, layer strip."""
-    shown = shown_image(loaded)
+    """The shown image explained: heading, target, viewer, top-5, downloads, class comparison, layer strip."""
+    shown = shown_image(loaded, viewer_method())
     render_heading(loaded, shown)
-    choice = render_controls(loaded, shown)
+    choice = render_target(loaded, shown)
     maps = maps_for(loaded, shown, choice.method, choice.target_class)
+    choice = draw_viewer(loaded, shown, choice, maps)
     cam = maps[choice.layer]
-    heat, blended = draw_cam_pictures(shown.inputs.pixels, cam, choice, heatmap_caption(loaded, choice, cam))
     render_empty_map_note(loaded, choice, cam)
     render_explorer_faithfulness(loaded, shown.sample, shown.inputs.tensor, choice, cam)
     sample = shown.sample
@@ -337,7 +356,7 @@ def view_fragment(loaded: LoadedWorkspace) -> None:
                            config={"displayModeBar": False}, key="explorer.top5")
     with info_col:
         explorer_panels.render_downloads(loaded, sample, view, shown.probabilities, choice.target_class, cam,
-                                            heat, blended, share_link(params))
+                                         lambda: shown_pictures(shown, cam, choice), share_link(params))
     if shown.misclassified:
         render_class_comparison(loaded, shown, choice)
     explorer_panels.render_layer_strip(loaded, shown.inputs.pixels, maps, choice, sample.key)

@@ -1,8 +1,9 @@
 """Grad-CAM explorer: browse 20 seeded test images (or upload one) and see where the model looks, at any layer.
 
-Two fragments: the view (right) reruns alone when the method, target, layer, opacity or colormap change; picking
-an image reruns the view and the gallery (left), never the sidebar. The view is drawn first, so a cold start shows
-a heatmap before the whole test split is classified for the gallery's marks.
+Two fragments: the view (right) draws its pictures in the browser (layer, opacity and colormap change there with
+no round trip) and reruns alone for a method, a target class or the viewer's report of its view; picking an image
+reruns the view and the gallery (left), never the sidebar. The view is drawn first, so a cold start shows a heatmap
+before the gallery's test predictions are read.
 """
 
 import streamlit as st

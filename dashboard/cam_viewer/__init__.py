@@ -1,9 +1,9 @@
 """The explorer's CAM viewer: a Streamlit components-v2 element that draws original / heatmap / overlay on canvases.
 
 It gets the sample's image and every layer's map for one method and target in one payload (maps as uint8 at the
-layer's own resolution, the image as PNG, both base64 in the JSON data), so layer, opacity and colormap change in
-the browser without a rerun. The browser reports its view back debounced; a change of Method is reported at once,
-because other maps need the server.
+layer's own resolution, the image as PNG, packed as bytes with a JSON header: ``pack``), so layer, opacity and
+colormap change in the browser without a rerun. The browser reports its view back debounced; a change of Method is
+reported at once, because other maps need the server.
 
     view = cam_viewer(image=pixels, maps=maps, layer=..., opacity=..., colormap=..., luts=COLORMAPS,
                       sample=index, method=method, methods=METHOD_TITLES, key="explorer.viewer",
@@ -17,6 +17,13 @@ click, a shared link) does. ``on_change(view)`` runs in the callback phase, befo
 page can store the view (and compute the maps of a new method) in the same run. The return value is the view the
 viewer shows (or is about to show).
 
+What a report costs. A report reruns the page (or its fragment), and Streamlit sends every element again, except
+that a large element (10 KB and more) whose message is byte for byte one the browser holds goes as a reference to
+it. So the element's data carries the view only as the server last set it (a new revision), never the reports:
+the data, payload included, stays the same across the reruns reports cause, and they resend no picture. The
+browser keeps the user's view per viewer slot (``data.view.slot``) in the module, so it survives a remount (a visit
+to another page) as well.
+
 DOM contract (shared/DESIGN.md): one ``[data-testid="cam-viewer"]`` whose ``data-sample``, ``data-layer``,
 ``data-method``, ``data-opacity``, ``data-colormap`` (and ``data-target``) are set after the picture is drawn;
 controls with the accessible names Layer, Method, Opacity and Colormap.
@@ -24,11 +31,11 @@ controls with the accessible names Layer, Method, Opacity and Colormap.
 
 from __future__ import annotations
 
-import base64
 import difflib
 import hashlib
 import io
 import json
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +44,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from dashboard.cam_viewer.pictures import quantise
 from dashboard.figures import display_factor
 
 COMPONENT_NAME = "gradcam_cam_viewer"
@@ -73,55 +81,50 @@ def cam_viewer(
     sample: str | int,
     method: str,
     key: str,
+    sample_label: str | None = None,
     methods: Mapping[str, str] | None = None,
     target: str | None = None,
     layer_labels: Mapping[str, str] | None = None,
     scale: int | None = None,
     on_change: Callable[[ViewerState], None] | None = None,
     report_delay_ms: int = REPORT_DEBOUNCE_MS,
+    method_help: str = "",
 ) -> ViewerState:
     """Draw the viewer for one sample, method and target; returns the view it shows.
 
     image: (H, W, 3) uint8, as the model sees it. maps: layer -> (h, w) map in [0, 1] at the layer's own
     resolution, for ``method`` and the target; every layer the Layer control should offer. luts: colormap name ->
-    (256, 3) uint8 table (``gradcam_core.COLORMAPS``). methods: method name -> title for the Method control (the
-    control is read-only without it). target: the explained class, for the caption and ``data-target``.
+    (256, 3) uint8 table (``gradcam_core.COLORMAPS``). sample_label: how the captions name the sample (default
+    "test image #<sample>" for an int, else the sample itself). methods: method name -> title for the Method
+    control (the control is read-only without it). target: the explained class, for the caption and ``data-target``.
     layer_labels: layer -> option text (default "name · h×w"). scale: integer enlargement of the picture (default:
     the explorer's ``figures.display_factor``). on_change(view): called before the rerun a browser report causes.
     report_delay_ms: how long the view must rest before the browser reports it (each report is a rerun).
+    method_help: the Method control's tooltip.
     """
-    image = _checked_image(image)
-    luts = _checked_luts(luts)
-    layer_maps = _checked_maps(maps)
+    image, luts, layer_maps = _checked_image(image), _checked_luts(luts), _checked_maps(maps)
     methods = dict(methods) if methods else {method: method}
-    _check_choice("layer", layer, layer_maps)
-    _check_choice("colormap", colormap, luts)
-    _check_choice("method", method, methods)
-    if not 0.0 <= float(opacity) <= 1.0:
-        raise ValueError(f"opacity must be in [0, 1], got {opacity}; 0 shows the image, 1 the heatmap")
-    height, width = image.shape[:2]
-    scale = display_factor(height, width) if scale is None else int(scale)
+    wanted = {"layer": layer, "opacity": round(float(opacity), 2), "colormap": colormap, "method": method}
+    _check_view(wanted, layer_maps, luts, methods)
+    scale = display_factor(*image.shape[:2]) if scale is None else int(scale)
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
-
-    wanted = {"layer": layer, "opacity": round(float(opacity), 2), "colormap": colormap, "method": method}
-    view, revision, fields = _settle_view(key, wanted, {"layer": layer_maps, "colormap": luts, "method": methods})
-    labels = dict(layer_labels or {})
-    data = {
-        "version": 1,
-        "payload": encode_payload(image, layer_maps, scale, labels),
-        "colormaps": encode_luts(luts),
+    slot = _settle_view(key, wanted, {"layer": layer_maps, "colormap": luts, "method": methods})
+    header = {
         "sample": str(sample),
-        "sample_label": f"test image #{sample}" if isinstance(sample, int) else str(sample),
+        "sample_label": sample_label or (f"test image #{sample}" if isinstance(sample, int) else str(sample)),
         "method": method,
         "method_title": methods[method],
         "methods": [[name, title] for name, title in methods.items()],
+        "method_help": method_help,
         "target": target,
-        "view": {**view, "revision": revision, "fields": fields},
+        "view": published_view(slot),
         "debounce_ms": int(report_delay_ms),
     }
+    payload = encode_payload(image, layer_maps, scale, dict(layer_labels or {}))
+    data = viewer_message(header, payload, encode_luts(luts))
     _mount(key=key, data=data, on_view_change=lambda: _on_report(key, on_change))
-    return ViewerState(**view)
+    return ViewerState(**slot["view"])
 
 
 # ------------------------------------------------------------------------------------------------- view state
@@ -129,10 +132,10 @@ def _slot_key(key: str) -> str:
     return f"_cam_viewer.{key}"
 
 
-def _settle_view(key: str, wanted: dict, choices: Mapping[str, Mapping]) -> tuple[dict, int, list[str]]:
+def _settle_view(key: str, wanted: dict, choices: Mapping[str, Mapping]) -> dict:
     slot = settle_view(st.session_state.get(_slot_key(key)), wanted, choices)
     st.session_state[_slot_key(key)] = slot
-    return slot["view"], slot["revision"], slot["fields"]
+    return slot
 
 
 def settle_view(slot: dict | None, wanted: dict, choices: Mapping[str, Mapping]) -> dict:
@@ -140,20 +143,28 @@ def settle_view(slot: dict | None, wanted: dict, choices: Mapping[str, Mapping])
 
     ``wanted`` is what the page passes; ``slot`` the last run's (None on the first). A field is overridden when
     the page passes a value that differs from what it passed last run and from the view (which holds the
-    browser's reports), or when the view's value is no longer among ``choices``.
+    browser's reports), or when the view's value is no longer among ``choices``. ``published`` is the view as of
+    the last override: what the browser is sent (reports do not change it, so the element's data stays the same).
     """
     if slot is None:
-        view, revision, fields = dict(wanted), 1, list(FIELDS)
+        view, revision, fields, published = dict(wanted), 1, list(FIELDS), dict(wanted)
+        slot_id = secrets.token_hex(8)
     else:
-        view, revision, fields = dict(slot["view"]), slot["revision"], slot["fields"]
+        view, revision, fields, published = dict(slot["view"]), slot["revision"], slot["fields"], slot["published"]
+        slot_id = slot["id"]
         changed = [f for f in FIELDS if wanted[f] != slot["wanted"][f] and wanted[f] != view[f]]
         # A value the viewer cannot show any more (another model's layer) gives way to the page's.
         changed += [f for f in ("layer", "colormap", "method") if f not in changed and view[f] not in choices[f]]
         if changed:
             view.update({f: wanted[f] for f in changed})
-            revision, fields = revision + 1, changed
-    return {"view": view, "wanted": dict(wanted), "revision": revision, "fields": fields,
-            "choices": {name: list(values) for name, values in choices.items()}}
+            revision, fields, published = revision + 1, changed, dict(view)
+    return {"view": view, "wanted": dict(wanted), "revision": revision, "fields": fields, "published": published,
+            "id": slot_id, "choices": {name: list(values) for name, values in choices.items()}}
+
+
+def published_view(slot: dict) -> dict:
+    """What the browser is told about the view: the last override, its revision and fields, and the slot's id."""
+    return {**slot["published"], "revision": slot["revision"], "fields": slot["fields"], "slot": slot["id"]}
 
 
 def apply_report(slot: dict, reported: object) -> dict:
@@ -189,16 +200,13 @@ def viewer_state(key: str) -> ViewerState | None:
 
 
 # ------------------------------------------------------------------------------------------------ payload
-def quantise(cam: np.ndarray) -> np.ndarray:
-    """A map in [0, 1] as uint8 ``rint(value * 255)``: the LUT index the heatmap's colour is taken from."""
-    values = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0)
-    return np.clip(np.rint(values * 255), 0, 255).astype(np.uint8)
+DATA_VERSION = 2
 
 
 def encode_payload(image: np.ndarray, maps: Mapping[str, np.ndarray], scale: int,
                    layer_labels: Mapping[str, str] | None = None) -> dict:
-    """The picture's data for the browser: image as PNG, all maps as one uint8 buffer, base64; cached by content,
-    so the reruns a report causes do not encode the same picture again."""
+    """The picture's data for the browser: the image as PNG bytes and all maps as one uint8 buffer, with the
+    layer list; cached by content, so the reruns a report causes do not encode the same picture again."""
     labels = layer_labels or {}
     layers, chunks, offset = [], [], 0
     digest = hashlib.blake2b(digest_size=16)
@@ -221,29 +229,54 @@ def _encoded(content_id: str, _image: np.ndarray, _layers: list, _maps: bytes, s
     buffer = io.BytesIO()
     Image.fromarray(_image).save(buffer, format="PNG", compress_level=6)
     height, width = _image.shape[:2]
-    return {
-        "id": content_id, "height": height, "width": width, "scale": scale,
-        "image_png": base64.b64encode(buffer.getvalue()).decode("ascii"),
-        "layers": _layers, "maps": base64.b64encode(_maps).decode("ascii"),
-    }
+    return {"id": content_id, "height": height, "width": width, "scale": scale, "layers": _layers,
+            "image_png": buffer.getvalue(), "maps": _maps}
 
 
 def encode_luts(luts: Mapping[str, np.ndarray]) -> dict:
-    tables = {name: np.ascontiguousarray(lut, dtype=np.uint8).tobytes() for name, lut in luts.items()}
-    content_id = hashlib.blake2b(b"".join(name.encode() + table for name, table in tables.items()),
-                                 digest_size=8).hexdigest()
-    return {"id": content_id, "names": list(tables),
-            "luts": {name: base64.b64encode(table).decode("ascii") for name, table in tables.items()}}
+    """The colormaps as one buffer: 768 bytes (256 RGB entries) per name, in ``names`` order."""
+    tables = b"".join(np.ascontiguousarray(lut, dtype=np.uint8).tobytes() for lut in luts.values())
+    content_id = hashlib.blake2b(json.dumps(list(luts)).encode() + tables, digest_size=8).hexdigest()
+    return {"id": content_id, "names": list(luts), "luts": tables}
+
+
+def pack(header: dict, blobs: Mapping[str, bytes]) -> bytes:
+    """One binary message for the browser: a little-endian uint32 length, a UTF-8 JSON header (with
+    ``blobs``: name -> [offset, length] after the header), then the blobs. Bytes rather than JSON: no base64, and
+    Streamlit forwards bytes as they are (a dict would be probed for dataframes, which imports pandas)."""
+    spans, offset = {}, 0
+    for name, blob in blobs.items():
+        spans[name] = [offset, len(blob)]
+        offset += len(blob)
+    text = json.dumps({**header, "blobs": spans}, ensure_ascii=False).encode("utf-8")
+    return b"".join([len(text).to_bytes(4, "little"), text, *blobs.values()])
+
+
+def unpack(data: bytes) -> tuple[dict, dict[str, bytes]]:
+    """``pack``'s inverse: (header, name -> blob)."""
+    size = int.from_bytes(data[:4], "little")
+    header = json.loads(data[4:4 + size].decode("utf-8"))
+    body = data[4 + size:]
+    return header, {name: body[start:start + length] for name, (start, length) in header["blobs"].items()}
+
+
+def viewer_message(header: dict, payload: dict, colormaps: dict) -> bytes:
+    """The element's data: ``header`` (sample, method, view…) with the payload's and colormaps' descriptions, and
+    their bytes as blobs."""
+    described = {**header, "version": DATA_VERSION,
+                 "payload": {k: v for k, v in payload.items() if k not in ("image_png", "maps")},
+                 "colormaps": {"id": colormaps["id"], "names": colormaps["names"]}}
+    return pack(described, {"image_png": payload["image_png"], "maps": payload["maps"], "luts": colormaps["luts"]})
 
 
 def payload_bytes(image: np.ndarray, maps: Mapping[str, np.ndarray], luts: Mapping[str, np.ndarray],
                   scale: int = 1) -> dict[str, int]:
-    """Sizes in bytes of what one viewer run sends the browser: the JSON as a whole and its parts."""
+    """Sizes in bytes of what one viewer run sends the browser: the whole data and its parts."""
     payload = encode_payload(_checked_image(image), _checked_maps(maps), scale)
     colormaps = encode_luts(_checked_luts(luts))
     return {"image_png": len(payload["image_png"]), "maps": len(payload["maps"]),
-            "layers": len(json.dumps(payload["layers"])), "colormaps": len(json.dumps(colormaps)),
-            "total_json": len(json.dumps({"payload": payload, "colormaps": colormaps}))}
+            "layers": len(json.dumps(payload["layers"])), "colormaps": len(colormaps["luts"]),
+            "total": len(viewer_message({}, payload, colormaps))}
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -280,6 +313,14 @@ def _checked_luts(luts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return checked
 
 
+def _check_view(view: dict, layers: Mapping, luts: Mapping, methods: Mapping) -> None:
+    _check_choice("layer", view["layer"], layers)
+    _check_choice("colormap", view["colormap"], luts)
+    _check_choice("method", view["method"], methods)
+    if not 0.0 <= view["opacity"] <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {view['opacity']}; 0 shows the image, 1 the heatmap")
+
+
 def _check_choice(what: str, value: str, choices: Mapping[str, object]) -> None:
     if value not in choices:
         close = difflib.get_close_matches(str(value), list(choices), n=3)
@@ -288,5 +329,5 @@ def _check_choice(what: str, value: str, choices: Mapping[str, object]) -> None:
         raise ValueError(f"{what} {value!r} is not among the viewer's {what}s; {hint}")
 
 
-__all__ = ["REPORT_DEBOUNCE_MS", "ViewerState", "apply_report", "cam_viewer", "encode_payload", "payload_bytes",
-           "quantise", "settle_view", "viewer_state"]
+__all__ = ["REPORT_DEBOUNCE_MS", "ViewerState", "apply_report", "cam_viewer", "encode_payload", "pack",
+           "payload_bytes", "published_view", "quantise", "settle_view", "unpack", "viewer_state"]

@@ -5,12 +5,17 @@
 // and the same DOM, and keeps only the last cleanup for the unmount. So one CamViewer lives per parentElement and
 // every call hands it the new data.
 //
+// The data carries the view only as the server last set it (data.view: a revision and the fields it sets), never
+// the reports, so that it stays the same across the reruns reports cause (Streamlit then sends a reference, not
+// the payload). What the user picked lives here, per viewer slot (data.view.slot), and outlives a remount.
+//
 // Numbers follow gradcam_core.render exactly where the inputs allow: bilinear upsampling with half-pixel centres
 // (torch's align_corners=False, negative source coordinates clamped to 0), colour = LUT[rint(value * 255)], and
 // overlay = rint((1 - a) * image + a * colour) in float32. The maps arrive as uint8 (value * 255, rounded), so a
 // heatmap pixel can differ from the PNG download by one LUT step where the float map sat near a rounding boundary.
 
 const VIEWERS = new WeakMap();
+const VIEWS = new Map(); // viewer slot -> {view, revision}: the user's view and the server's last revision applied
 const FIELDS = ["layer", "opacity", "colormap", "method"];
 const INSTANCE = Math.random().toString(36).slice(2, 10);
 
@@ -33,12 +38,15 @@ export default function mountCamViewer(component) {
   };
 }
 
-function decodeBase64(text) {
-  if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
+// The element's data is bytes (dashboard.cam_viewer.pack): a little-endian uint32 length, a JSON header whose
+// `blobs` give [offset, length] of each binary part after it (image_png, maps, luts).
+function unpack(bytes) {
+  const size = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(4, 4 + size)));
+  const body = bytes.subarray(4 + size);
+  header.blobs = Object.fromEntries(
+    Object.entries(header.blobs).map(([name, [start, length]]) => [name, body.subarray(start, start + length)]));
+  return header;
 }
 
 function roundHalfEven(value) {
@@ -88,8 +96,8 @@ function formatOpacity(value) {
   return String(Math.round(value * 100) / 100);
 }
 
-async function decodePng(base64, width, height) {
-  const blob = new Blob([decodeBase64(base64)], { type: "image/png" });
+async function decodePng(png, width, height) {
+  const blob = new Blob([png], { type: "image/png" });
   const bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
   try {
     if (bitmap.width !== width || bitmap.height !== height) {
@@ -123,10 +131,10 @@ function enlarge(rgba, width, height, scale) {
   return out;
 }
 
-async function decodePayload(payload) {
+async function decodePayload(payload, blobs) {
   const { width, height, scale } = payload;
-  const pixels = enlarge(await decodePng(payload.image_png, width, height), width, height, scale);
-  const bytes = decodeBase64(payload.maps);
+  const pixels = enlarge(await decodePng(blobs.image_png, width, height), width, height, scale);
+  const bytes = blobs.maps;
   const layers = new Map();
   for (const [name, label, h, w, offset] of payload.layers) {
     layers.set(name, { name, label, h, w, values: bytes.subarray(offset, offset + h * w) });
@@ -159,8 +167,7 @@ class CamViewer {
     this.scaleBar = find(".scale-bar");
     this.status = find(".status");
 
-    this.view = null; // what the user sees and asks for: {layer, opacity, colormap, method}
-    this.appliedRevision = 0; // the server's last view override applied here
+    this.view = null; // what the user sees and asks for: {layer, opacity, colormap, method} (shared with VIEWS)
     this.shown = null; // the decoded payload on screen and what came with it (sample, method, target)
     this.pending = null; // the data of a payload being decoded
     this.luts = new Map();
@@ -172,6 +179,7 @@ class CamViewer {
     this.reportTimer = 0;
     this.reports = 0;
     this.debounceMs = 250;
+    this.mounting = true; // until the first data: a remount finds the user's view in VIEWS
     this.listen();
   }
 
@@ -194,15 +202,23 @@ class CamViewer {
 
   // ------------------------------------------------------------------------------------------------ data in
   receive(data) {
-    if (!data || data.version !== 1) {
+    if (data instanceof Uint8Array) data = unpack(data);
+    if (!data || data.version !== 2) {
       this.setStatus("The viewer got no data it understands; reload the page.");
       return;
     }
     this.debounceMs = data.debounce_ms ?? this.debounceMs;
-    this.receiveColormaps(data.colormaps);
+    this.receiveColormaps(data.colormaps, data.blobs.luts);
     this.setOptions("method", data.methods, data.method);
     this.controls.method.disabled = data.methods.length < 2;
-    this.applyServerView(data.view);
+    if (data.method_help) this.controls.method.title = data.method_help;
+    const remembered = this.applyServerView(data.view);
+    // A remount (the user came back from another page) may find a view the server never heard of: a report
+    // still waiting for its debounce when the element went. Tell it once, so the URL and downloads agree.
+    if (this.mounting && remembered && FIELDS.some((field) => this.view[field] !== data.view[field])) {
+      this.reportTimer = setTimeout(() => this.report(), this.debounceMs);
+    }
+    this.mounting = false;
     if (this.shown?.payload.id === data.payload.id) {
       this.pending = null; // a payload still decoding is older than this one
       this.shown = { ...this.shown, meta: data };
@@ -212,7 +228,7 @@ class CamViewer {
     }
     this.pending = data;
     this.busy(true);
-    decodePayload(data.payload).then(
+    decodePayload(data.payload, data.blobs).then(
       (payload) => {
         if (this.pending !== data) return; // a newer payload arrived meanwhile
         this.pending = null;
@@ -228,25 +244,30 @@ class CamViewer {
     );
   }
 
-  receiveColormaps(colormaps) {
+  receiveColormaps(colormaps, tables) {
     if (colormaps.id === this.lutsId) return;
-    this.luts = new Map(Object.entries(colormaps.luts).map(([name, text]) => [name, decodeBase64(text)]));
+    this.luts = new Map(colormaps.names.map((name, i) => [name, tables.slice(i * 768, (i + 1) * 768)]));
     this.lutsId = colormaps.id;
     this.drawn = {}; // same names may now mean other colours
     this.setOptions("colormap", colormaps.names.map((name) => [name, name]), this.view?.colormap);
   }
 
   // The server's view is a command only when its revision is new, and then only for the fields it changed;
-  // otherwise it echoes what this viewer reported, possibly older than what the user did since.
+  // otherwise it is older than what the user did since. A slot seen for the first time takes it whole.
   applyServerView(serverView) {
-    if (this.view === null) {
-      this.view = Object.fromEntries(FIELDS.map((field) => [field, serverView[field]]));
-    } else if (serverView.revision > this.appliedRevision) {
-      for (const field of serverView.fields) this.view[field] = serverView[field];
+    let memory = VIEWS.get(serverView.slot);
+    const remembered = memory !== undefined;
+    if (memory === undefined) {
+      memory = { view: Object.fromEntries(FIELDS.map((field) => [field, serverView[field]])), revision: 0 };
+      VIEWS.set(serverView.slot, memory);
+    } else if (serverView.revision > memory.revision) {
+      for (const field of serverView.fields) memory.view[field] = serverView[field];
     }
-    this.appliedRevision = Math.max(this.appliedRevision, serverView.revision);
+    memory.revision = Math.max(memory.revision, serverView.revision);
+    this.view = memory.view;
     if (!this.luts.has(this.view.colormap)) this.view.colormap = serverView.colormap;
     this.syncControls();
+    return remembered;
   }
 
   setOptions(name, options, selected) {

@@ -1,4 +1,9 @@
-"""The explorer page through Streamlit's AppTest: what a user sees and what it costs."""
+"""The explorer page through Streamlit's AppTest: what a user sees and what it costs.
+
+Layer, opacity, colormap and method are the browser-side viewer's controls, which AppTest cannot use: a test sets
+the session state a report of the viewer sets (``apply_viewer_view``), or a link, and reads what the viewer is sent
+(``viewer_data``). tests/e2e drives the viewer itself in a browser.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,18 @@ from streamlit.testing.v1 import AppTest
 from dashboard.gallery import GALLERY_SIZE
 from dashboard.shell import LINK_ICON
 from dashboard.state import ExplorerState as E
-from gradcam_core import CAM_METHODS, list_conv_layers
+from gradcam_core import CAM_METHODS, denormalise, list_conv_layers
 from models import DEFAULT_WORKSPACE, load_workspace
-from tests.app.helpers import APP, RUN_TIMEOUT, assert_clean, image_by_caption, main_images, run_app
+from tests.app.helpers import (
+    APP,
+    RUN_TIMEOUT,
+    assert_clean,
+    image_by_caption,
+    main_images,
+    report,
+    run_app,
+    viewer_data,
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +50,12 @@ def png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def shown_view(at: AppTest) -> dict:
+    """The view the viewer is told to show: layer, opacity, colormap, method."""
+    view = viewer_data(at)["view"]
+    return {field: view[field] for field in ("layer", "opacity", "colormap", "method")}
+
+
 def test_first_render_shows_one_explained_image_and_the_gallery(engine_calls, shapes):
     at = run_app()
     assert_clean(at)
@@ -46,12 +66,18 @@ def test_first_render_shows_one_explained_image_and_the_gallery(engine_calls, sh
     assert len(gallery_buttons(at)) == GALLERY_SIZE
     assert [b.label for b in at.download_button] == ["overlay.png", "heatmap.png", "map.npy", "view.json"]
     # Only the selected image is explained (its predicted class, plus the true class when misclassified) —
-    # never the 20 gallery images — and each call is a single image.
-    assert 1 <= engine_calls["explain"] <= 2
+    # never the 20 gallery images — and each call is a single image. The prediction comes from the same pass.
+    sample = at.session_state[E.sample]
+    misclassified = int(np.argmax(shapes.test_logits[sample])) != int(shapes.test_set.labels[sample])
+    assert engine_calls["explain"] == 1 + misclassified and engine_calls["predict"] == 0
     assert engine_calls.explain_batches == [1] * engine_calls["explain"]
     assert engine_calls["explain_classes"] == engine_calls["explain_topk"] == 0
     assert at.query_params["ws"] == DEFAULT_WORKSPACE
     assert at.query_params["layer"] == shapes.default_layer
+    data = viewer_data(at)
+    assert data["sample"] == str(sample) and data["method"] == "gradcam"
+    assert data["target"] == shapes.class_names[int(np.argmax(shapes.test_logits[sample]))]  # the predicted class
+    assert shown_view(at) == {"layer": shapes.default_layer, "opacity": 0.5, "colormap": "jet", "method": "gradcam"}
 
 
 def test_every_page_renders():
@@ -72,63 +98,65 @@ def test_a_page_run_without_app_py_draws_the_shell_itself():
     assert at.selectbox(key="ws").value == DEFAULT_WORKSPACE
     main_images(at)
     # and again on the next run: the sidebar must not vanish after the first interaction
-    at.slider(key=E.opacity).set_value(0.8).run()
+    report(at, opacity=0.8)
     assert_clean(at)
     assert at.selectbox(key="ws").value == DEFAULT_WORKSPACE
     main_images(at)
 
 
-def test_layer_picker_offers_exactly_the_conv_layers_with_shapes(shapes):
+def test_the_viewer_offers_exactly_the_conv_layers_with_shapes(shapes):
     at = run_app()
-    picker = at.selectbox(key=E.layer)
     layers = list_conv_layers(shapes.model)
-    assert [option.split(" · ")[0] for option in picker.options] == layers
-    assert all("×" in option.split(" · ")[1] for option in picker.options)
-    assert picker.value == shapes.default_layer
+    offered = viewer_data(at)["payload"]["layers"]  # [name, label, h, w, offset]
+    assert [name for name, *_ in offered] == layers
+    assert all(label.startswith(f"{name} · ") and "×" in label for name, label, *_ in offered)
+    assert shown_view(at)["layer"] == shapes.default_layer
     assert [b.key for b in strip_buttons(at)] == [f"explorer.strip.{name}" for name in layers]
 
 
-def test_opacity_colormap_layer_and_method_changes_do_not_call_the_engine(engine_calls, shapes):
+def test_a_view_change_follows_in_url_downloads_and_strip_and_calls_no_engine(engine_calls, shapes):
     at = run_app()
     before_calls = dict(engine_calls)
     first = main_images(at)
+    payload = viewer_data(at)["payload"]["id"]
+    view_json = at.download_button[3].proto.url  # a content-addressed media URL
 
-    at.slider(key=E.opacity).set_value(0.85).run()
+    layer = list_conv_layers(shapes.model)[2]
+    report(at, layer=layer, opacity=0.85, colormap="viridis")
     assert_clean(at)
-    after_opacity = main_images(at)
-    assert after_opacity["overlay"] != first["overlay"]
-    assert after_opacity["heatmap"] == first["heatmap"]
+    assert viewer_data(at)["payload"]["id"] == payload  # the same maps: the browser redraws, nothing is resent
+    after = main_images(at)
+    assert after["heatmap"] != first["heatmap"] and after["overlay"] != first["overlay"]
+    assert {k: at.query_params[k] for k in ("layer", "opacity", "colormap")} == {
+        "layer": layer, "opacity": "0.85", "colormap": "viridis"}
+    assert [b.key for b in strip_buttons(at) if b.proto.type == "primary"] == [f"explorer.strip.{layer}"]
+    assert at.download_button[3].label == "view.json" and at.download_button[3].proto.url != view_json
+    assert at.session_state[E.saved_view].view.layer == layer  # what view.json and other pages are given
 
-    at.selectbox(key=E.colormap).set_value("viridis").run()
-    after_colormap = main_images(at)
-    assert after_colormap["heatmap"] != first["heatmap"]
-    assert after_colormap["overlay"] != after_opacity["overlay"]
-    assert dict(engine_calls) == before_calls, "moving opacity or colormap recomputed something"
-
-    # Layers and methods come from the same cached pass, too.
-    at.selectbox(key=E.layer).set_value(list_conv_layers(shapes.model)[2]).run()
-    at.segmented_control(key=E.method).set_value("layercam").run()
+    report(at, method="layercam")  # another gradient method: from the same cached pass
     assert_clean(at)
-    assert main_images(at)["heatmap"] != after_colormap["heatmap"]
-    assert dict(engine_calls) == before_calls
+    data = viewer_data(at)
+    assert data["method"] == "layercam" and data["payload"]["id"] != payload
+    assert at.query_params["method"] == "layercam"
+    assert dict(engine_calls) == before_calls, "a view change recomputed something"
 
 
 def test_eigen_cam_is_computed_on_demand_once_per_image_and_claims_no_target(engine_calls, shapes):
     at = run_app()
     explains = engine_calls["explain"]
-    at.segmented_control(key=E.method).set_value("eigencam").run()
+    report(at, method="eigencam")  # the viewer reports a new method at once
     assert_clean(at)
     assert engine_calls["explain"] == explains + 1
-    # It does not use a target class, so the picker is off and the caption names none.
+    # It does not use a target class, so the picker is off and the viewer names none.
     assert at.selectbox(key=E.target).disabled
-    caption = image_by_caption(at, "Eigen-CAM · ").captions[0]
-    assert caption.endswith("no target class (the same map for every class)")
-    assert not any(name in caption for name in shapes.class_names), caption
+    data = viewer_data(at)
+    assert data["method"] == "eigencam" and data["method_title"] == "Eigen-CAM" and data["target"] is None
 
-    at.segmented_control(key=E.method).set_value("gradcam").run()
+    report(at, method="gradcam")
     at.selectbox(key=E.target).set_value(1).run()  # another class for the gradient methods...
+    assert viewer_data(at)["target"] == shapes.class_names[1]
     calls = engine_calls["explain"]
-    at.segmented_control(key=E.method).set_value("eigencam").run()
+    report(at, method="eigencam")
     assert_clean(at)
     assert engine_calls["explain"] == calls  # ...and Eigen-CAM is reused: it was computed once for this image
 
@@ -137,10 +165,15 @@ def test_layer_strip_selects_a_layer(engine_calls, shapes):
     at = run_app()
     calls = dict(engine_calls)
     first_layer = list_conv_layers(shapes.model)[0]
+    revision = viewer_data(at)["view"]["revision"]
     at.button(key=f"explorer.strip.{first_layer}").click().run()
     assert_clean(at)
-    assert at.selectbox(key=E.layer).value == first_layer
+    view = viewer_data(at)["view"]
+    # The server sets the viewer's layer: a new revision that names the field, so the browser takes it.
+    assert view["layer"] == first_layer and view["revision"] == revision + 1 and view["fields"] == ["layer"]
+    assert at.session_state[E.layer] == first_layer
     assert at.query_params["layer"] == first_layer
+    assert at.button(key=f"explorer.strip.{first_layer}").proto.type == "primary"
     assert dict(engine_calls) == calls
 
 
@@ -150,11 +183,8 @@ def test_query_parameters_reproduce_the_view(shapes):
     picked = gallery_buttons(at)[3]
     picked.click().run()
     layer = list_conv_layers(shapes.model)[4]
-    at.selectbox(key=E.layer).set_value(layer)
-    at.segmented_control(key=E.method).set_value("gradcampp")
     at.selectbox(key=E.target).set_value(2)
-    at.slider(key=E.opacity).set_value(0.3)
-    at.selectbox(key=E.colormap).set_value("inferno").run()
+    report(at, layer=layer, method="gradcampp", opacity=0.3, colormap="inferno")
     assert_clean(at)
     link = dict(at.query_params)
     sample = int(picked.key.rsplit(".", 1)[1])
@@ -168,11 +198,9 @@ def test_query_parameters_reproduce_the_view(shapes):
     assert not [w.value for w in fresh.warning if w.icon == LINK_ICON]
     assert fresh.session_state[E.sample] == sample
     assert fresh.number_input(key=E.seed).value == 7
-    assert fresh.selectbox(key=E.layer).value == layer
-    assert fresh.segmented_control(key=E.method).value == "gradcampp"
     assert fresh.selectbox(key=E.target).value == 2
-    assert fresh.slider(key=E.opacity).value == pytest.approx(0.3)
-    assert fresh.selectbox(key=E.colormap).value == "inferno"
+    assert shown_view(fresh) == {"layer": layer, "opacity": 0.3, "colormap": "inferno", "method": "gradcampp"}
+    assert viewer_data(fresh)["sample"] == str(sample)
     assert main_images(fresh) == view
     assert (fresh.markdown[0].value if fresh.markdown else "") == header
     assert dict(fresh.query_params) == link
@@ -187,8 +215,7 @@ def test_bad_query_parameters_fall_back_to_defaults_with_warnings(shapes):
     for word in ("no-such-workspace", "seed", "filter", "sample", "layer9.conv", "magic", "zebra", "opacity",
                  "rainbow"):
         assert word in warnings, f"no warning mentions {word!r}: {warnings}"
-    assert at.selectbox(key=E.layer).value == shapes.default_layer
-    assert at.segmented_control(key=E.method).value == "gradcam"
+    assert shown_view(at) == {"layer": shapes.default_layer, "opacity": 0.5, "colormap": "jet", "method": "gradcam"}
     assert at.query_params["ws"] == DEFAULT_WORKSPACE
     main_images(at)
 
@@ -203,6 +230,11 @@ def test_an_uploaded_image_is_explained_and_a_bad_file_is_refused(engine_calls, 
     assert engine_calls["explain"] == explains + 1
     assert at.query_params["sample"].startswith("upload:")
     assert "true" not in at.selectbox(key=E.target).options
+    data = viewer_data(at)
+    assert data["sample"] == at.query_params["sample"] and data["sample_label"] == "uploaded image mine.png"
+    as_the_model_sees_it = denormalise(shapes.transform(Image.fromarray(picture)), shapes.mean, shapes.std)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data["blobs"]["image_png"]))),
+                          as_the_model_sees_it)
     main_images(at)
 
     at.file_uploader(key=E.uploader).set_value(("notes.png", b"this is not an image", "image/png")).run()
@@ -252,5 +284,5 @@ def test_switching_workspace_resets_the_view_and_shows_the_shortcut_warning():
     shortcut = load_workspace("shapes-shortcut")
     assert at.query_params["ws"] == "shapes-shortcut"
     assert any(shortcut.description[:40] in w.value for w in at.warning)
-    assert at.selectbox(key=E.layer).value == shortcut.default_layer
-    assert any(CAM_METHODS["gradcam"].title in " ".join(i.captions) for i in at.image)
+    data = viewer_data(at)
+    assert data["view"]["layer"] == shortcut.default_layer and data["method_title"] == CAM_METHODS["gradcam"].title

@@ -15,7 +15,7 @@ from dashboard.state import ExplorerState as E
 from dashboard.state import FaithfulnessState as F
 from gradcam_core import CamEngine, list_conv_layers
 from models import DEFAULT_WORKSPACE, load_workspace
-from tests.app.helpers import assert_clean, run_app
+from tests.app.helpers import assert_clean, report, run_app, viewer_data, viewer_layers
 
 
 @pytest.fixture
@@ -42,17 +42,17 @@ def test_scorecam_is_computed_for_the_shown_layer_only_and_kept(explained_layers
     at = run_app()
     layers = list_conv_layers(shapes.model)
     explained_layers.clear()
-    at.segmented_control(key=E.method).set_value("scorecam").run()
+    report(at, method="scorecam")
     assert_clean(at)
     assert explained_layers == [([shapes.default_layer], ["scorecam"])]
-    assert any(caption.startswith("Score-CAM · " + shapes.default_layer) for image in at.image
-               for caption in image.captions)
+    assert viewer_data(at)["method"] == "scorecam" and viewer_layers(at) == [shapes.default_layer]
     assert strip_notes(at) == len(layers) - 1, "every other layer of the strip says how to get its map"
     first = layers[0]
-    at.selectbox(key=E.layer).set_value(first).run()
+    report(at, layer=first)
     assert explained_layers[1:] == [([first], ["scorecam"])]
-    at.selectbox(key=E.layer).set_value(shapes.default_layer).run()
-    at.slider(key=E.opacity).set_value(0.8).run()
+    assert viewer_layers(at) == [first]
+    report(at, layer=shapes.default_layer)
+    report(at, opacity=0.8)
     assert len(explained_layers) == 2, "a layer computed before is kept, and opacity recomputes nothing"
     assert_clean(at)
     assert not at.selectbox(key=E.target).disabled, "Score-CAM explains a class: the target can be chosen"
@@ -113,14 +113,14 @@ def test_the_faithfulness_panel_computes_when_opened_once_per_view_next_to_a_ran
     assert shown.value == f"{np.trapezoid(deletion, fractions):.3f}"
     assert f"random map ({np.trapezoid(random_deletion, fractions):.3f})" in shown.delta
 
-    at.slider(key=E.opacity).set_value(0.9).run()
+    report(at, opacity=0.9)
     at.session_state[F.explorer_panel] = False
     at.run()
     at.session_state[F.explorer_panel] = True
     at.run()
     assert len(curve_computations) == 1, "the same view's curves are kept: opacity, closing and reopening are free"
-    assert f"**Grad-CAM** at `{at.selectbox(key=E.layer).value}`" in panel_text(at)
-    at.segmented_control(key=E.method).set_value("hirescam").run()
+    assert f"**Grad-CAM** at `{at.session_state[E.layer]}`" in panel_text(at)
+    report(at, method="hirescam")
     assert len(curve_computations) == 2, "another method: its own curves, the panel staying open"
     assert "**HiResCAM** at" in panel_text(at)
     assert_clean(at)

@@ -38,21 +38,22 @@ def drawn_in(monkeypatch):
 
 
 def test_the_view_and_the_gallery_are_two_fragments_and_the_sidebar_is_neither(drawn_in):
-    view, gallery, sidebar = (drawn_in(explorer_view, "render_controls"), drawn_in(explorer_gallery, "render_gallery"),
+    view, gallery, sidebar = (drawn_in(explorer_view, "render_target"), drawn_in(explorer_gallery, "render_gallery"),
                               drawn_in(shell, "_describe"))
-    pictures = drawn_in(explorer_view, "draw_cam_pictures")
+    pictures = drawn_in(explorer_view, "cam_viewer")
     assert_clean(run_app())
     assert sidebar == [None]
     assert len(view) == len(gallery) == len(pictures) == 1
     assert view[0] and gallery[0] and view[0] != gallery[0]
-    assert pictures == view  # the pictures the browser viewer will replace are drawn in the view fragment
+    assert pictures == view  # the browser-side viewer is drawn in the view fragment: its reports rerun it alone
 
 
-def test_picking_an_image_reruns_the_view_and_the_gallery_but_not_the_sidebar(drawn_in):
-    sidebar, view, gallery = drawn_in(shell, "_describe"), drawn_in(explorer_view, "render_controls"), \
+def test_picking_an_image_reruns_the_view_and_the_gallery_but_not_the_sidebar(drawn_in, engine_calls):
+    sidebar, view, gallery = drawn_in(shell, "_describe"), drawn_in(explorer_view, "render_target"), \
         drawn_in(explorer_gallery, "render_gallery")
     at = run_app()
     before = main_images(at)
+    calls = dict(engine_calls)
     button = [b for b in at.button if str(b.key).startswith("explorer.pick.")][4]
     button.click().run()
     assert_clean(at)
@@ -61,6 +62,11 @@ def test_picking_an_image_reruns_the_view_and_the_gallery_but_not_the_sidebar(dr
     assert any(m.value.startswith(f"#### Test image #{index} ") for m in at.markdown)
     assert main_images(at) != before
     assert (len(sidebar), len(view), len(gallery)) == (1, 2, 2), "a picked image reran more than its fragments"
+    # One pass for the new image: its prediction and its predicted class's maps (plus the true class's, for the
+    # comparison row, when it is misclassified).
+    comparison = any(m.value.startswith("##### Why **") for m in at.markdown)
+    assert engine_calls["explain"] - calls.get("explain", 0) == 1 + comparison
+    assert engine_calls["predict"] == calls.get("predict", 0)
     assert at.session_state["ws"] == DEFAULT_WORKSPACE  # the sidebar's picker keeps its value (AppTest shows only
     # what the last run drew: the two fragments)
 

@@ -18,7 +18,7 @@ from streamlit import config
 
 from dashboard.state import ExplorerState as E
 from models import DEFAULT_WORKSPACE
-from tests.app.helpers import assert_clean, main_images, run_app
+from tests.app.helpers import assert_clean, main_images, run_app, viewer_data
 from tests.image_files import bomb_png
 from tests.models.test_hardening import BROKEN_WORKSPACES, add_bad_images, make_workspace, write_template
 
@@ -96,9 +96,10 @@ def _assert_still_usable(at) -> None:
     picks[-1].click().run()
     _assert_explained(at)
     assert any(m.value.startswith("#### Test image #") for m in at.markdown)
-    layer = at.selectbox(key=E.layer)
-    other = next(name for name in (option.split(" · ")[0] for option in layer.options) if name != layer.value)
-    layer.set_value(other).run()
+    layers = [name for name, *_ in viewer_data(at)["payload"]["layers"]]  # the viewer's Layer control
+    other = next(name for name in layers if name != at.session_state[E.layer])
+    at.session_state[E.layer] = other  # what the viewer's report of a new layer sets
+    at.run()
     _assert_explained(at)
     assert at.query_params["layer"] == other
 

@@ -18,7 +18,7 @@ from dashboard import activations_view, analysis_view, tsne_view
 from dashboard.state import ExplorerState as E
 from dashboard.workspaces import load
 from models import DEFAULT_WORKSPACE
-from tests.app.helpers import APP, RUN_TIMEOUT, assert_clean, run_app
+from tests.app.helpers import APP, RUN_TIMEOUT, assert_clean, run_app, viewer_data
 
 ACTIVATIONS, TSNE, ANALYSIS = "pages/activations.py", "pages/tsne.py", "pages/analysis.py"
 
@@ -111,7 +111,7 @@ def test_activations_start_on_the_explorer_sample_and_link_back():
     at.selectbox(key="activations.layer").set_value(layer).run()
     at.button(key="activations.open").click().run()
     assert_explorer_shows(at, chosen + 1)
-    assert at.selectbox(key=E.layer).value == layer
+    assert viewer_data(at)["view"]["layer"] == layer
 
 
 # ------------------------------------------------------------------------------------------------ t-SNE
@@ -203,7 +203,7 @@ def test_correct_and_misclassified_grids_follow_the_class_and_layer(engine_calls
     index = int(wrong[0].label[1:])
     wrong[0].click().run()
     assert_explorer_shows(at, index)
-    assert at.selectbox(key=E.layer).value == loaded.layers[0]
+    assert viewer_data(at)["view"]["layer"] == loaded.layers[0]
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -1,7 +1,10 @@
-"""Shared by the browser tests: Chromium settings, a streamlit server on a free port, waiting for renders."""
+"""Shared by the browser tests: Chromium settings, a streamlit server on a free port, waiting for renders, and
+reading the explorer's CAM viewer (its data-* attributes and canvases: DESIGN.md, "The explorer's viewer")."""
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import re
 import shutil
@@ -9,11 +12,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -80,24 +86,69 @@ def streamlit_server(log_path: Path, extra_args: tuple[str, ...] = (), script: s
                 process.wait()
 
 
+VIEWER = '[data-testid="cam-viewer"]'
+VIEWER_DRAWN = f"{VIEWER}[data-layer]"
+REPORTED_MS = 15_000  # a viewer report (debounced 250 ms) and the fragment rerun it causes
+CHANGE_MS = 60_000  # a change that needs the server (a new method's maps) on a busy machine
+
+
 def wait_until_rendered(page) -> None:
+    """The explorer (or another page) has drawn: its images loaded, no script running, the viewer (if the page
+    has one) drawn."""
     page.wait_for_selector("[data-testid='stImage'] img", timeout=RENDER_MS)
     page.wait_for_selector(IDLE, timeout=RENDER_MS)
     page.wait_for_function(ALL_IMAGES_LOADED, timeout=RENDER_MS)
+    if page.locator(VIEWER).count():
+        page.locator(VIEWER_DRAWN).wait_for(timeout=RENDER_MS)
 
 
-def view_image(page, caption: str | re.Pattern):
-    locator = page.locator("[data-testid='stImage']").filter(has_text=caption).locator("img")
-    assert locator.count() == 1, f"expected one image captioned {caption!r}, found {locator.count()}"
-    return locator
+def shown(page) -> dict[str, str]:
+    """What the explorer's viewer shows: its data-* attributes (set after drawing), without data-testid."""
+    return page.locator(VIEWER).evaluate(
+        "e => Object.fromEntries([...e.attributes].filter(a => a.name.startsWith('data-') && a.name !== 'data-testid')"
+        ".map(a => [a.name.slice(5), a.value]))")
+
+
+def wait_shown(page, timeout: int = CHANGE_MS, **expected: str) -> None:
+    """Wait until the viewer shows these data-* values (``opacity="0.55"``)."""
+    selector = VIEWER + "".join(f'[data-{name}="{value}"]' for name, value in expected.items())
+    page.locator(selector).wait_for(timeout=timeout)
+
+
+def canvas(page, which: str) -> np.ndarray:
+    """(H, W, 3) pixels of the viewer's original / heatmap / overlay canvas."""
+    url = page.locator(f"{VIEWER} canvas.picture-{which}").evaluate("c => c.toDataURL('image/png')")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+
+
+def pictures(page) -> dict[str, np.ndarray]:
+    return {which: canvas(page, which) for which in ("original", "heatmap", "overlay")}
+
+
+def viewer_control(page, name: str):
+    """The viewer's Layer / Method / Colormap select (combobox) or Opacity range (slider)."""
+    return page.locator(VIEWER).get_by_role("slider" if name == "Opacity" else "combobox", name=name, exact=True)
+
+
+def url_param(page, name: str) -> str | None:
+    match = re.search(rf"[?&]{name}=([^&]*)", page.url)
+    return None if match is None else urllib.parse.unquote_plus(match.group(1))
+
+
+def wait_for_url_params(page, timeout: int = REPORTED_MS, **expected: str) -> None:
+    """Wait until the URL holds these query parameters (the view fragment writes them after a report)."""
+    page.wait_for_function(
+        """expected => { const params = new URLSearchParams(location.search);
+                         return Object.entries(expected).every(([k, v]) => params.get(k) === v); }""",
+        arg=expected, timeout=timeout)
 
 
 def header(page) -> str:
     return page.get_by_text(re.compile(r"^Test image #\d+")).first.inner_text()
 
 
-def layer_shown(page) -> str:
-    return page.get_by_role("combobox", name="Layer").input_value()
+def layer_strip(page):
+    return page.locator("[data-testid='stExpander']").filter(has_text="Layer strip")
 
 
 def assert_no_traceback(page) -> None:

@@ -18,7 +18,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard.cam_viewer import FIELDS, apply_report, cam_viewer, encode_payload, quantise, settle_view
+from dashboard.cam_viewer import (
+    FIELDS,
+    apply_report,
+    cam_viewer,
+    encode_luts,
+    encode_payload,
+    published_view,
+    quantise,
+    settle_view,
+    unpack,
+    viewer_message,
+)
+from dashboard.cam_viewer.pictures import heatmap_picture, viewer_pictures
 from dashboard.figures import display_factor
 from gradcam_core import COLORMAPS, colorize, overlay, upsample
 from tests.e2e.browser_helpers import assert_no_traceback, streamlit_server
@@ -70,6 +82,21 @@ def test_the_server_overrides_only_what_the_page_itself_changed():
     assert gone["view"]["layer"] == "c" and gone["revision"] == 3 and gone["fields"] == ["layer"]
 
 
+def test_the_browser_is_sent_the_last_override_not_the_reports():
+    """Reports must leave the element's data as it was, so that Streamlit resends a reference, not the payload."""
+    first = settle_view(None, START, CHOICES)
+    sent = published_view(first)
+    assert sent == {**START, "revision": 1, "fields": list(FIELDS), "slot": first["id"]}
+    reported = {"layer": "b", "opacity": 0.7, "colormap": "gray", "method": "gradcam"}
+    first["view"] = apply_report(first, reported)
+    echoed = settle_view(settle_view(first, START, CHOICES), reported, CHOICES)
+    assert echoed["view"] == reported and published_view(echoed) == sent
+    clicked = settle_view(echoed, {**reported, "layer": "c"}, CHOICES)
+    assert published_view(clicked) == {**reported, "layer": "c", "revision": 2, "fields": ["layer"],
+                                       "slot": first["id"]}
+    assert settle_view(None, START, CHOICES)["id"] != first["id"]  # another session, another slot
+
+
 def test_a_report_outside_the_choices_is_ignored():
     slot = settle_view(None, START, CHOICES)
     nonsense = {"layer": "zzz", "opacity": 3, "colormap": "gray", "method": "scorecam"}
@@ -81,10 +108,14 @@ def test_a_report_outside_the_choices_is_ignored():
 def test_the_payload_carries_the_image_and_each_maps_lut_indices():
     image = synthetic_image(1)
     maps = synthetic_maps(1, "gradcam", "circle")
-    payload = encode_payload(image, maps, 4)
-    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(payload["image_png"]))))
+    header, blobs = unpack(viewer_message({"sample": "1"}, encode_payload(image, maps, 4), encode_luts(COLORMAPS)))
+    payload = header["payload"]
+    assert header["sample"] == "1" and header["colormaps"]["names"] == list(COLORMAPS)
+    luts = np.frombuffer(blobs["luts"], dtype=np.uint8).reshape(len(COLORMAPS), 256, 3)
+    assert all(np.array_equal(lut, COLORMAPS[name]) for name, lut in zip(COLORMAPS, luts, strict=True))
+    png = np.asarray(Image.open(io.BytesIO(blobs["image_png"])))
     assert np.array_equal(png, image)
-    buffer = np.frombuffer(base64.b64decode(payload["maps"]), dtype=np.uint8)
+    buffer = np.frombuffer(blobs["maps"], dtype=np.uint8)
     assert [layer[0] for layer in payload["layers"]] == list(maps)
     for name, label, h, w, offset in payload["layers"]:
         assert label == f"{name} · {h}×{w}"
@@ -256,6 +287,18 @@ def test_colours_are_the_lut_and_the_maps_upsample_as_render_does(page):
     reference = colorize(upsample(cam, image.shape[:2]), "gray")[..., 0].astype(int)
     difference = np.abs(indices - reference)
     assert difference.max() <= 1 and (difference == 0).mean() > 0.99, (difference.max(), (difference == 0).mean())
+    # The server's copy of the viewer's arithmetic (the explorer's downloads) gives the same pixels, exactly.
+    assert np.array_equal(canvas(page, "heatmap")[..., :3], heatmap_picture(cam, COLORMAPS["gray"], *image.shape[:2]))
+
+    # A float map off the 1/255 grid, 7x7 upsampled to the display size (a ratio that is no integer).
+    page.get_by_role("combobox", name="Layer").select_option("smooth")
+    page.get_by_role("combobox", name="Colormap").select_option("viridis")
+    page.get_by_role("slider", name="Opacity").press("ArrowRight")
+    wait_shown(page, layer="smooth", colormap="viridis", opacity="0.55")
+    cam = synthetic_maps(0, "gradcam", "circle")["smooth"]
+    heat, blended = viewer_pictures(synthetic_image(0), cam, COLORMAPS["viridis"], 0.55, SCALE)
+    assert np.array_equal(canvas(page, "heatmap")[..., :3], heat)
+    assert np.array_equal(canvas(page, "overlay")[..., :3], blended)
 
 
 @pytest.mark.browser

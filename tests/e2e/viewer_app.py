@@ -2,8 +2,9 @@
 ``python -m bench.browser_bench --app tests/e2e/viewer_app.py`` (the component's latency without a model).
 
 The image and maps are made from seeds, so a test can compute what the viewer must draw: layer ``flat`` is one
-value everywhere (FLAT_INDEX / 255), the others are random multiples of 1/255 (exact as uint8). The view the viewer
-reports is written to the URL and shown as JSON under "Reported view".
+value everywhere (FLAT_INDEX / 255), ``smooth`` a float map off the 1/255 grid (as a real one is), the others are
+random multiples of 1/255 (exact as uint8). The view the viewer reports is written to the URL and shown as JSON
+under "Reported view".
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dashboard.cam_viewer import REPORT_DEBOUNCE_MS, ViewerState, cam_viewer
 from gradcam_core import COLORMAPS
 
 IMAGE_SIZE = 64
-LAYER_SHAPES = {"stem": (16, 16), "block1": (8, 8), "block2": (4, 4), "flat": (4, 4), "head": (2, 3)}
+LAYER_SHAPES = {"stem": (16, 16), "block1": (8, 8), "block2": (4, 4), "flat": (4, 4), "head": (2, 3),
+                "smooth": (7, 7)}
 FLAT_INDEX = 153
 METHODS = {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "layercam": "LayerCAM"}
 TARGETS = ["circle", "square", "triangle"]
@@ -40,6 +42,8 @@ def synthetic_maps(sample: int, method: str, target: str) -> dict[str, np.ndarra
     rng = np.random.default_rng(seed_of("maps", sample, method, target))
     maps = {name: rng.integers(0, 256, size=shape).astype(np.float32) / 255 for name, shape in LAYER_SHAPES.items()}
     maps["flat"] = np.full(LAYER_SHAPES["flat"], FLAT_INDEX / 255, dtype=np.float32)
+    y, x = np.mgrid[:7, :7] / 6.0
+    maps["smooth"] = np.exp(-((y - rng.random()) ** 2 + (x - rng.random()) ** 2) * 3).astype(np.float32)
     return maps
 
 
