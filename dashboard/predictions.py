@@ -4,9 +4,9 @@
 
 - the workspace's store when it is usable (complete, same model; ``store_source``): nothing is decoded or
   classified at start-up, and every page reads only the rows it shows;
-- else, for a test set of up to ``NO_STORE_LIMIT`` images, a ``MemoryStore`` computed once per model and shared by
-  every session: from the logits shipped with a bundled checkpoint, or batched forwards with a progress bar
-  ("n of N, ~m s left"); unreadable files are skipped and listed;
+- else, for a test set of up to ``store_source.NO_STORE_LIMIT`` images (5,000), a ``MemoryStore`` computed once
+  per model and shared by every session: from the logits shipped with a bundled checkpoint, or batched forwards
+  with a progress bar ("n of N, ~m s left"); unreadable files are skipped and listed;
 - else None: the set is too large to classify in the page, and the page shows the ``gradcam precompute`` command.
 
 The one test accuracy every page shows (the sidebar included) comes from ``summary(...)``: one GROUP BY.
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from dashboard import store_source
 from dashboard.store_memory import MemoryStore, Progress, classify, memory_store, shipped_rows
-from dashboard.store_source import NO_STORE_LIMIT, StoreStatus, check_store, manifest_stamp, precompute_command
+from dashboard.store_source import StoreStatus, check_store, manifest_stamp, precompute_command
 from dashboard.workspaces import LoadedWorkspace
 from store import ClassSummary, Store
 
@@ -48,7 +49,7 @@ def store_status(loaded: LoadedWorkspace) -> StoreStatus:
 
 def too_big(loaded: LoadedWorkspace) -> bool:
     """No usable store and more test images than the page classifies (it shows the precompute command)."""
-    return not store_status(loaded).usable and len(loaded.workspace.test_set) > NO_STORE_LIMIT
+    return not store_status(loaded).usable and len(loaded.workspace.test_set) > store_source.NO_STORE_LIMIT
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -163,10 +163,6 @@ def open_with_store(workspace: Any) -> StoreStatus:
     return status
 
 
-def too_big_without_store(test_set_size: int, status: StoreStatus) -> bool:
-    return not status.usable and test_set_size > NO_STORE_LIMIT
-
-
 def big_folder_message(workspace: Any, test_set_size: int) -> str:
     """Markdown for a test set too large to classify in the page: the command that precomputes its store."""
     return (f"**{test_set_size:,} test images and no precomputed store.** Classifying them all here would take "
