@@ -204,6 +204,19 @@ def features_id(loaded: LoadedWorkspace, indices: np.ndarray) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ drawing
+def stage_progress(bar, stage: str, start: float, width: float) -> ProgressFn:
+    """A progress callback for one stage of a computation: the bar moves over its share, and the text says the
+    count (from the stage's own message) and the seconds left at the stage's rate so far."""
+    began = time.perf_counter()
+
+    def report(fraction: float, message: str) -> None:
+        elapsed = time.perf_counter() - began
+        left = f", ~{elapsed * (1 - fraction) / fraction:.0f} s left" if fraction > 0 else ""
+        bar.progress(min(start + width * fraction, 1.0), text=f"{stage}: {message}{left}")
+
+    return report
+
+
 def render_compute_prompt(loaded: LoadedWorkspace, indices: np.ndarray, perplexity: int) -> None:
     """Nothing stored yet: say what a computation costs, and compute on request (then draw the page again)."""
     estimate = 2.5e-3 * len(indices) + 3.5e-3 * len(indices)  # features + t-SNE, as measured on 2 busy CPU cores
@@ -215,8 +228,8 @@ def render_compute_prompt(loaded: LoadedWorkspace, indices: np.ndarray, perplexi
         return
     bar = st.progress(0.0, text="Starting…")
     started = time.perf_counter()
-    features = split_features(loaded, indices, progress=lambda f, text: bar.progress(0.4 * f, text=text))
-    embedding(loaded, features, perplexity, progress=lambda f, text: bar.progress(0.4 + 0.6 * f, text=text))
+    features = split_features(loaded, indices, progress=stage_progress(bar, "Step 1 of 2", 0.0, 0.4))
+    embedding(loaded, features, perplexity, progress=stage_progress(bar, "Step 2 of 2 (t-SNE)", 0.4, 0.6))
     bar.progress(1.0, text=f"Done in {time.perf_counter() - started:.1f} s")
     st.rerun()  # draw the page again without the button and the note, now from the disk cache
 
@@ -235,7 +248,7 @@ def render_metrics(loaded: LoadedWorkspace, features: FeatureSet, result: Embedd
                         "separated classes")
     cols[3].metric("Misclassified", f"{int((~features.correct).sum())}", help="Among the images shown")
     source = {"computed": "just computed", "disk": "from the disk cache"}[result.source]
-    st.caption(f"t-SNE {source} (computing it took {result.seconds:.1f} s) · perplexity "
+    st.caption(f"t-SNE {source} (its t-SNE step took {result.seconds:.1f} s, the features apart) · perplexity "
                f"{result.params['perplexity']:g} · seed {result.params.get('seed', 0)} · PCA kept "
                f"{result.pca_variance:.0%} of the variance · cache: `{default_cache_dir()}`")
 
