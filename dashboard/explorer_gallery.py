@@ -255,7 +255,7 @@ def render_labels_only(loaded: LoadedWorkspace, selected: int | None) -> None:
         return
     labels = workspace.test_set.labels
     indices = sample_gallery(labels, labels, int(E.seed.get()), filter_name)  # no predictions: a plain draw
-    tiles = [Tile(int(i), int(labels[i]), int(labels[i]), 0.0, None, 0.0) for i in indices]
+    tiles = [Tile(int(i), int(labels[i]), -1, 0.0, None, 0.0) for i in indices]
     st.caption(f"20 test images drawn from the labels alone (their predictions are not known yet): "
                f"{', '.join(sorted({names[t.label] for t in tiles})[:6])}…")
     render_tiles(loaded, tiles, "explorer.pick", selected=selected, on_pick=select_sample)

@@ -26,7 +26,7 @@ PLACEHOLDER_RGB = (233, 236, 239)
 
 @dataclass(frozen=True)
 class Tile:
-    """One gallery image: what its caption and frame say."""
+    """One gallery image: what its caption and frame say (``label`` -1: none; ``pred`` -1: not classified)."""
 
     index: int
     label: int
@@ -37,7 +37,7 @@ class Tile:
 
     @property
     def correct(self) -> bool | None:
-        return None if self.label < 0 else self.label == self.pred
+        return None if self.label < 0 or self.pred < 0 else self.label == self.pred
 
 
 def tiles_from(table: pa.Table) -> list[Tile]:
@@ -74,7 +74,10 @@ def tile_pictures(model_id: str, workspace_key: str, indices: tuple[int, ...], c
 
 def tile_caption(tile: Tile, class_names: Sequence[str], shows: str | None = None) -> str:
     """Two lines for every tile, so the buttons of a row line up: the outcome, and true → predicted class."""
-    true_name, pred_name = class_names[tile.label] if tile.label >= 0 else "?", class_names[tile.pred]
+    true_name = class_names[tile.label] if tile.label >= 0 else "?"
+    if tile.pred < 0:
+        return f"{true_name}  \n:gray[not classified]"
+    pred_name = class_names[tile.pred]
     value = {"loss": "" if tile.loss is None else f"loss {tile.loss:.2f}", "prob": f"{tile.prob:.0%} sure",
              "margin": f"margin {tile.margin:.2f}"}.get(shows or "", "")
     if tile.correct is None:
@@ -90,13 +93,13 @@ def render_tiles(loaded: LoadedWorkspace, tiles: Sequence[Tile], key: str, *, se
     """Tiles in a grid, each with a ``#<index>`` button: ``on_pick(index)`` as its callback (a fragment rerun),
     or ``on_open(index)`` called inline when pressed (so it may switch pages). Unreadable files get a
     placeholder and a disabled button."""
-    names = loaded.class_names
+    names = [*loaded.class_names, "not classified yet"]  # names[-1]: a tile without a prediction
     pictures = tile_pictures(loaded.model_id, loaded.key, tuple(t.index for t in tiles),
                              tuple(t.correct for t in tiles), loaded)
     grid = st.grid(columns, gap="xsmall", min_column_width=64)
     for tile, picture in zip(tiles, pictures, strict=True):
         readable = picture is not None
-        verdict = {None: "no label", True: "correct", False: "misclassified"}[tile.correct]
+        verdict = {None: "no label" if tile.pred >= 0 else "", True: "correct", False: "misclassified"}[tile.correct]
         with grid.cell():
             st.image(picture if readable else placeholder_picture(), width="stretch",
                      caption=tile_caption(tile, names, shows) if readable else ":orange[unreadable]  \n:gray[file]")
@@ -105,7 +108,8 @@ def render_tiles(loaded: LoadedWorkspace, tiles: Sequence[Tile], key: str, *, se
                 type="primary" if tile.index == selected else "secondary",
                 on_click=on_pick, args=(tile.index,) if on_pick is not None else None,
                 help=(f"Show test image #{tile.index} · true: {names[tile.label] if tile.label >= 0 else '?'} · "
-                      f"predicted: {names[tile.pred]} ({tile.prob:.0%}, {verdict})") if readable else
+                      f"predicted: {names[tile.pred]}"
+                      + (f" ({tile.prob:.0%}, {verdict})" if tile.pred >= 0 else "")) if readable else
                      f"Test image #{tile.index} cannot be read (see the list of unreadable files)")
             if pressed and on_open is not None:
                 on_open(tile.index)
