@@ -148,7 +148,9 @@ def first_gallery_image(loaded: LoadedWorkspace) -> int:
     """The image the view shows when none is selected: the gallery's first.
 
     Without a store, a seeded draw's first image comes from the labels alone (``lead_index``), so the first
-    heatmap does not wait for the whole set to be classified; a set too large to classify keeps to the labels."""
+    heatmap does not wait for the whole set to be classified; a set too large to classify keeps to the labels.
+    (The view runs before the gallery, so a link's sort and page are read here first.)"""
+    read_gallery_link()
     seed, filter_name, sort = int(E.seed.get()), E.filter.get(), G.sort.get()
     labels = loaded.workspace.test_set.labels
     store = pages_store(loaded, compute=False)

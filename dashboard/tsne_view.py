@@ -101,7 +101,9 @@ def _point_indices(event) -> list[int]:
     found = []
     for point in points or []:
         data = point.get("customdata") if isinstance(point, dict) else None
-        if isinstance(data, (list, tuple)) and data:
+        if isinstance(data, dict):  # a row of a typed-array customdata arrives as {"0": index, "1": confidence}
+            data = data.get("0", next(iter(data.values()), None))
+        elif isinstance(data, (list, tuple)) and data:
             data = data[0]
         try:
             found.append(int(data))

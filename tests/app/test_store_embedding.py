@@ -42,7 +42,8 @@ def test_the_map_opens_from_the_store_without_computing(engine_calls, store):
 def test_a_selection_is_read_by_the_image_index_in_customdata():
     event = {"selection": {"points": [
         {"curve_number": 3, "point_index": 0, "customdata": [1507, 0.9]},
-        {"curve_number": 0, "point_index": 0, "customdata": [12, 0.5]},
+        {"curve_number": 0, "point_index": 0, "customdata": {"0": 12, "1": 0.5}},  # as a browser sends a row of
+        # the figure's typed-array customdata
         {"curve_number": 3, "point_index": 1, "customdata": [1507, 0.9]},  # the same image twice (box + click)
         {"curve_number": 1, "point_index": 7},  # a point without customdata (a highlight ring): ignored
     ]}}

@@ -68,6 +68,7 @@ def test_a_link_with_a_sort_and_page_opens_that_page(store):
     mode = SORT_MODES["margin"]
     expected = store.page(RowFilter(label=4), sort=mode.column, descending=mode.descending, offset=40, limit=20)
     assert picks(at) == expected["index"].to_pylist()
+    assert at.session_state[E.sample] == picks(at)[0], "the view shows the linked page's first image"
     assert at.selectbox(key=SORT).value == "margin"
     at.selectbox(key=SORT).set_value("draw").run()
     assert_clean(at)
