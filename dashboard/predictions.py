@@ -168,6 +168,14 @@ def test_predictions(model_id: str, workspace_key: str, _loaded: LoadedWorkspace
     return TestPredictions(predicted=predicted, labels=labels)
 
 
+def classify_test_split(loaded: LoadedWorkspace) -> TestPredictions:
+    """``test_predictions`` with a progress bar the first time the set is classified here (kept for callers that
+    want whole arrays; the pages query ``pages_store``, which never classifies a set over the no-store limit)."""
+    if not store_status(loaded).usable:
+        computed_store(loaded)  # shows "n of N, ~m s left" while it classifies
+    return test_predictions(loaded.model_id, loaded.key, loaded)
+
+
 # ------------------------------------------------------------------------------------------ the one accuracy
 def _accuracy_help(loaded: LoadedWorkspace, accuracy: float | None, images: int) -> str:
     text = f"Share of the {images:,} labelled test images the model classifies correctly, computed from its predictions"
