@@ -249,7 +249,7 @@ def render_gallery(loaded: LoadedWorkspace, store: Store, tiles: list[Tile], tot
 
 def render_labels_only(loaded: LoadedWorkspace, selected: int | None) -> None:
     """A set too large to classify without a store: the command, and a seeded draw from the labels alone."""
-    workspace, names = loaded.workspace, loaded.class_names
+    workspace = loaded.workspace
     st.warning(big_folder_message(workspace, len(workspace.test_set)), icon=":material/speed:")
     filter_name = E.filter.get()
     if filter_name in (FILTER_CORRECT, FILTER_WRONG):
@@ -258,8 +258,8 @@ def render_labels_only(loaded: LoadedWorkspace, selected: int | None) -> None:
     labels = workspace.test_set.labels
     indices = sample_gallery(labels, labels, int(E.seed.get()), filter_name)  # no predictions: a plain draw
     tiles = [Tile(int(i), int(labels[i]), -1, 0.0, None, 0.0) for i in indices]
-    st.caption(f"20 test images drawn from the labels alone (their predictions are not known yet): "
-               f"{', '.join(sorted({names[t.label] for t in tiles})[:6])}…")
+    st.caption(f"{len(tiles)} test images drawn with this seed from the labels alone: their predictions are not "
+               "known until the store is precomputed (click one to explain it).")
     render_tiles(loaded, tiles, "explorer.pick", selected=selected, on_pick=select_sample)
 
 
