@@ -333,7 +333,7 @@ def render(sizes: tuple[int, int], rows: list[dict], write_s: list[float], store
     return "\n".join(lines)
 
 
-def run(quick: bool = False, repeats: int = 2) -> str:
+def run(quick: bool = False, repeats: int = 3) -> str:
     sizes = (200, 2_000) if quick else (2_000, 100_000)
     tmp = Path(tempfile.mkdtemp(prefix="dashboard-scale-"))
     try:
