@@ -32,7 +32,15 @@ from dashboard.gallery import (
     row_filter,
     sample_gallery,
 )
-from dashboard.predictions import pages_store, source_label, store_status, summary, too_big, unreadable_files
+from dashboard.predictions import (
+    pages_store,
+    source_label,
+    store_status,
+    store_token,
+    summary,
+    too_big,
+    unreadable_files,
+)
 from dashboard.samples import UploadedImage
 from dashboard.shell import set_query_params
 from dashboard.state import ExplorerState as E
@@ -125,8 +133,15 @@ def write_gallery_link(sort: str, page: int) -> None:
 # --------------------------------------------------------------------------------------------- rows
 def gallery_tiles(store: Store, seed: int, filter_name: str, sort: str, page: int,
                   scores: ScoreFilter) -> tuple[list[Tile], int]:
-    """(the tiles of this view, how many rows it has in all): the seeded draw, or one page of a sorted list."""
-    mode = SORT_MODES[sort]
+    """(the tiles of this view, how many rows it has in all): the seeded draw, or one page of a sorted list.
+    Cached per store content: the view asks for the first image before the gallery draws the same rows."""
+    return _gallery_tiles(store_token(store), seed, filter_name, sort, page, scores, store)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _gallery_tiles(token: str, seed: int, filter_name: str, sort: str, page: int, scores: ScoreFilter,
+                   _store: Store) -> tuple[list[Tile], int]:
+    store, mode = _store, SORT_MODES[sort]
     if mode.column is None:
         indices = store.sample(seed, filter_name)
         return tiles_from(store.rows(indices)), len(indices)
