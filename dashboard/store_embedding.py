@@ -75,12 +75,13 @@ def render_header(loaded: LoadedWorkspace, store: Store) -> None:
                f"`{store.path.name}`. Draw a lasso or a box to list images below.")
 
 
-def render_metrics(loaded: LoadedWorkspace, store: Store, points: MapPoints) -> None:
-    separation = store_separability(loaded.model_id, store_token(store), store)
-    cols = st.columns(4)
+def render_metrics(cols, loaded: LoadedWorkspace, store: Store, points: MapPoints) -> None:
+    """Into ``cols`` (made above the map, filled after it: the k-NN and silhouette take seconds the first time)."""
     cols[0].metric("Images", f"{len(points.indices):,}", help=f"of {store.num_rows:,} in the store")
     wrong = int((points.labels != points.predicted).sum())
     cols[3].metric("Misclassified", f"{wrong:,}", help="Among the images shown")
+    with cols[1], st.spinner("Class separation…"):
+        separation = store_separability(loaded.model_id, store_token(store), store)
     if separation is None:
         return
     cols[1].metric("k-NN accuracy (features)", f"{separation['knn_accuracy']:.1%}",
@@ -104,13 +105,14 @@ def map_fragment(loaded: LoadedWorkspace, store: Store) -> None:
     color_by = color_col.segmented_control("Colour by", list(COLOR_MODES), key=EmbeddingState.color,
                                            required=True, format_func=COLOR_MODES.get)
     points = map_points(loaded.model_id, store_token(store), int(max_points), store)
-    render_metrics(loaded, store, points)
+    metric_cols = st.columns(4)
     figure = scatter_figure(points.xy, points.indices, points.labels, points.predicted, points.confidence,
                             loaded.class_names, color_by,
                             title=f"{len(points.indices):,} test images · ✕ = misclassified · lasso or box to list "
                                   "them")
     st.plotly_chart(figure, on_select=on_map_select, selection_mode=("points", "box", "lasso"), key=CHART_KEY,
                     config={"displayModeBar": True, "displaylogo": False, "scrollZoom": True})
+    render_metrics(metric_cols, loaded, store, points)
 
 
 def render_store_map(loaded: LoadedWorkspace, store: Store) -> None:

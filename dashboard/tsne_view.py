@@ -34,7 +34,8 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
            "#756bb1", "#636363"]
 CORRECT_COLOR, WRONG_COLOR = "#2f9e44", "#e03131"
-#: Up to this many points per trace carry a hover text with both class names; above it the hover names the group.
+#: Up to this many points, each carries a hover text with both class names; above it the hover names its group
+#: (100,000 texts cost ~1 s to build and a few MB to send, on every draw).
 HOVER_TEXT_LIMIT = 20_000
 
 
@@ -60,6 +61,7 @@ def scatter_figure(xy: np.ndarray, indices: np.ndarray, labels: np.ndarray, pred
     labels, predicted = np.asarray(labels), np.asarray(predicted)
     correct = labels == predicted
     names = np.asarray(list(class_names), dtype=object)
+    with_text = len(indices) <= HOVER_TEXT_LIMIT
     figure = go.Figure()
     for name, mask, colour in _groups(labels, predicted, names, color_by):
         # Correct points first: the legend shows the first point's symbol, and the crosses are drawn on top.
@@ -71,9 +73,8 @@ def scatter_figure(xy: np.ndarray, indices: np.ndarray, labels: np.ndarray, pred
                     "symbol": np.where(correct[members], "circle", "x"), "line": {"width": 0}, "opacity": 0.8},
             customdata=np.stack([indices[members], np.asarray(confidence, np.float32)[members]], axis=1),
             text=[f"true {names[t]} · predicted {names[p]}" for t, p in zip(labels[members], predicted[members],
-                                                                           strict=True)]
-            if len(members) <= HOVER_TEXT_LIMIT else None,
-            hovertemplate="#%{customdata[0]:d} · " + ("%{text}" if len(members) <= HOVER_TEXT_LIMIT else name)
+                                                                           strict=True)] if with_text else None,
+            hovertemplate="#%{customdata[0]:d} · " + ("%{text}" if with_text else name)
                           + " · %{customdata[1]:.0%}<extra></extra>",
         ))
     if highlight is not None and highlight in set(indices.tolist()):
