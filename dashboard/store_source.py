@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
+
 from models import FolderImageSet, ImageSet
 from store import Store, StoreError, open_store
 from store.precompute import dataset_fingerprint
@@ -25,6 +28,8 @@ from store.precompute import dataset_fingerprint
 #: Above this many test images without a store, the dashboard does not classify the whole set (minutes on a CPU):
 #: it shows the ``gradcam precompute`` command instead. At ~5-10 ms an image on a CPU, 5,000 images take ~30-50 s.
 NO_STORE_LIMIT = 5_000
+#: What a damaged store raises when it is opened or read (a cut or foreign Parquet file, a missing shard...).
+UNREADABLE_STORE = (StoreError, OSError, duckdb.Error, pa.ArrowException)
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ def check_store(workspace: Any, test_set: ImageSet | None = None) -> StoreStatus
         return StoreStatus(path=path)
     try:
         store = open_store(path)
-    except StoreError as error:
+    except UNREADABLE_STORE as error:
         return StoreStatus(path=path, problem=f"The precomputed store `{path}` cannot be read ({error}).",
                            stamp=stamp)
     problem = _problem(workspace, store, test_set)
@@ -152,7 +157,7 @@ def open_with_store(workspace: Any) -> StoreStatus:
         return status
     try:
         listing = status.store.listing()
-    except StoreError as error:
+    except UNREADABLE_STORE as error:
         status.store.close()
         return StoreStatus(path=status.path, problem=f"The precomputed store `{status.path}` cannot be used "
                            f"({error}).", stamp=status.stamp)
