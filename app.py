@@ -14,7 +14,7 @@ setup_page()
 PAGES = [
     st.Page("pages/explorer.py", title="Grad-CAM explorer", icon="🔥", default=True),
     st.Page("pages/activations.py", title="Activation maps", icon=":material/grid_view:"),
-    st.Page("pages/tsne.py", title="t-SNE of the test set", icon=":material/scatter_plot:"),
+    st.Page("pages/tsne.py", title="Embedding (t-SNE)", icon=":material/scatter_plot:"),
     st.Page("pages/analysis.py", title="Misclassification analysis", icon=":material/rule:"),
     st.Page("pages/faithfulness.py", title="Faithfulness", icon=":material/verified:"),
     st.Page("pages/compare.py", title="Compare models", icon=":material/compare:"),

@@ -18,7 +18,7 @@ import torch
 
 from bench import engine_bench as eb
 
-SECTIONS = ("sweep", "topk", "gallery", "limits", "models", "memory", "tsne", "dashboard")
+SECTIONS = ("sweep", "topk", "gallery", "limits", "models", "memory", "tsne", "dashboard", "store", "scale")
 
 
 def _ratio(a: float, b: float) -> str:
@@ -160,6 +160,18 @@ def section_tsne(quick: bool, device: torch.device) -> str:
 
 def section_dashboard(quick: bool, device: torch.device) -> str:
     module = importlib.import_module("bench.dashboard_bench")
+    return module.run(quick=quick)
+
+
+def section_store(quick: bool, device: torch.device) -> str:
+    """``gradcam precompute`` throughput, Ray's overhead, the store reader at 2k/100k rows (bench/store_bench.py)."""
+    module = importlib.import_module("bench.store_bench")
+    return module.run(quick=quick)
+
+
+def section_scale(quick: bool, device: torch.device) -> str:
+    """The dashboard on a 2,000- and a 100,000-row store: cold start, pages, RSS (bench/dashboard_scale_bench.py)."""
+    module = importlib.import_module("bench.dashboard_scale_bench")
     return module.run(quick=quick)
 
 

@@ -2,6 +2,10 @@
 back from a chart click, grids of test images (plain or with Grad-CAM in the user's opacity and colormap) whose
 buttons open the explorer, and the two fragments: the matrix with a cell's images, and the correct-vs-misclassified
 grids (changing the class, layer or target reruns only the grids).
+
+Every count comes from one aggregate (``Store.class_summary``: a GROUP BY label, pred over the precomputed store,
+or over the rows classified here for a small set); the images of a cell or a class are queries that bring back
+only the rows shown.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis.classification import cell_indices, per_class_metrics, split_correct_misclassified, top_confusions
+from analysis.classification import top_confusions
 from dashboard import figures
 from dashboard.explorer_view import display_settings, open_in_explorer
-from dashboard.predictions import TestPredictions, accuracy_help
+from dashboard.predictions import accuracy_help
 from dashboard.state import AnalysisState as A
+from dashboard.store_gallery import Tile, render_tiles, tiles_from
 from dashboard.workspaces import LoadedWorkspace
 from gradcam_core import denormalise, softmax
+from store import ClassSummary, RowFilter, Store
 
 GRID_LIMIT = 8
 CELL_LIMIT = 16
@@ -71,9 +77,19 @@ def selected_cell(event, class_names: Sequence[str]) -> tuple[int, int] | None:
     return None
 
 
-def metrics_table(rows: list[dict]) -> pd.DataFrame:
-    table = pd.DataFrame(rows)[["name", "precision", "recall", "f1", "support", "predicted", "correct"]]
-    return table.rename(columns={"name": "class", "f1": "F1", "predicted": "predicted as"})
+def per_class_table(found: ClassSummary) -> pd.DataFrame:
+    """Precision, recall, F1 (scikit-learn's definitions, zero_division=0), support, predicted-as, correct, mean
+    loss and confidence per class: all from the one aggregate."""
+    matrix = np.asarray(found.confusion, dtype=float)
+    correct, support, predicted = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
+    precision = np.divide(correct, predicted, out=np.zeros_like(correct), where=predicted > 0)
+    recall = np.divide(correct, support, out=np.zeros_like(correct), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(correct),
+                   where=precision + recall > 0)
+    return pd.DataFrame({"class": found.class_names, "precision": precision, "recall": recall, "F1": f1,
+                         "support": support.astype(int), "predicted as": predicted.astype(int),
+                         "correct": correct.astype(int), "mean loss": found.mean_loss,
+                         "mean confidence": found.mean_prob})
 
 
 def thumbnail_grid(indices: Sequence[int], pictures: Sequence[np.ndarray], captions: Sequence[str | None], key: str,
@@ -97,10 +113,6 @@ def overlay_pictures(pixels: Sequence[np.ndarray], cams: np.ndarray, opacity: fl
         shown = figures.enlarge(image, figures.display_factor(*image.shape[:2], target=size))
         out.append(figures.overlay_picture(shown, cam, opacity, colormap))
     return out
-
-
-def thumbnails(test_set, indices: Sequence[int], correct: Sequence[bool]) -> list[np.ndarray]:
-    return [figures.thumbnail(test_set.image(int(i)), bool(ok)) for i, ok in zip(indices, correct, strict=True)]
 
 
 # ------------------------------------------------------------------------------------------------ computations
@@ -134,11 +146,14 @@ def grid_cams(model_id: str, workspace_key: str, indices: tuple[int, ...], layer
     )
 
 
-def cell_examples(labels: Sequence[int], predicted: Sequence[int], true_class: int, pred_class: int,
-                  limit: int) -> tuple[np.ndarray, int]:
-    """Up to ``limit`` test indices of one confusion-matrix cell (the first ones), and how many there are."""
-    found = cell_indices(labels, predicted, true_class, pred_class)
-    return found[:limit], int(found.size)
+def class_sample(store: Store, chosen: int, correct: bool, limit: int = GRID_LIMIT, seed: int = 0) -> list[Tile]:
+    """Up to ``limit`` images of true class ``chosen``, correctly classified or not: a seeded pick (ordered by a
+    hash of the index, so the same store gives the same pick), fetched by one query."""
+    condition = "pred = ?" if correct else "pred <> ?"
+    table = store.query(f'SELECT "index", label, pred, prob, loss, margin FROM store_rows WHERE label = ? AND '
+                        f'{condition} ORDER BY hash("index" + ?), "index" LIMIT ?',
+                        [int(chosen), int(chosen), int(seed), int(limit)])
+    return tiles_from(table)
 
 
 # ------------------------------------------------------------------------------------------------ page parts
@@ -153,16 +168,20 @@ def seed_state(loaded: LoadedWorkspace, matrix: np.ndarray) -> None:
     A.target.setdefault(A.target.default)
 
 
-def render_summary(loaded: LoadedWorkspace, predictions: TestPredictions, matrix: np.ndarray) -> None:
-    names, labels, predicted = loaded.class_names, predictions.labels, predictions.predicted
+def render_summary(loaded: LoadedWorkspace, found: ClassSummary) -> None:
+    names, matrix = loaded.class_names, found.confusion
+    labelled = int(matrix.sum())
     cols = st.columns(4)
-    cols[0].metric("Test accuracy", f"{predictions.accuracy:.1%}", help=accuracy_help(loaded, predictions))
-    cols[1].metric("Test images", f"{len(labels)}")
-    cols[2].metric("Misclassified", f"{int((labels != predicted).sum())}")
+    cols[0].metric("Test accuracy", "n/a" if found.accuracy is None else f"{found.accuracy:.1%}",
+                   help=accuracy_help(loaded, found))
+    cols[1].metric("Test images", f"{labelled + int(found.unlabelled.sum())}")
+    cols[2].metric("Misclassified", f"{labelled - int(np.trace(matrix))}")
     mistakes = top_confusions(matrix, k=1)
     if mistakes:
         t, p, n = mistakes[0]
         cols[3].metric("Most frequent mistake", f"{names[t]} → {names[p]}", help=f"{n} images")
+    if found.unlabelled.sum():
+        st.caption(f"{int(found.unlabelled.sum()):,} test images have no label: they count in no cell.")
 
 
 def _open(loaded: LoadedWorkspace) -> Callable[[int], None]:
@@ -178,29 +197,29 @@ def _follow_matrix_click(class_names: Sequence[str]) -> None:
     A.last_cell.set(cell)
 
 
-def render_matrix_and_table(loaded: LoadedWorkspace, predictions: TestPredictions, matrix: np.ndarray) -> None:
+def render_matrix_and_table(loaded: LoadedWorkspace, found: ClassSummary) -> None:
     names = loaded.class_names
     _follow_matrix_click(names)
     matrix_col, table_col = st.columns([1.25, 1], gap="large")
     with table_col:
         st.markdown("**Per class**")
-        rows = per_class_metrics(predictions.labels, predictions.predicted, len(names), names)
-        st.dataframe(metrics_table(rows), hide_index=True, width="stretch",
+        st.dataframe(per_class_table(found), hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                    for c in ("precision", "recall", "F1")})
+                                    for c in ("precision", "recall", "F1", "mean loss", "mean confidence")})
         st.caption("precision: of the images predicted as the class, the share that are it · recall: of the "
-                   "class's images, the share found · support: images of the class")
+                   "class's images, the share found · support: images of the class · mean loss and confidence "
+                   "over the class's images")
     with matrix_col:
         st.markdown("**Confusion matrix** · click a cell to list its images")
-        st.plotly_chart(confusion_figure(matrix, names, (A.true_class.get(), A.pred_class.get())),
+        st.plotly_chart(confusion_figure(found.confusion, names, (A.true_class.get(), A.pred_class.get())),
                         on_select="rerun", selection_mode="points", key=MATRIX_KEY,
                         config={"displayModeBar": False})
 
 
 @st.fragment
-def cells_fragment(loaded: LoadedWorkspace, predictions: TestPredictions, matrix: np.ndarray) -> None:
+def cells_fragment(loaded: LoadedWorkspace, store: Store, found: ClassSummary) -> None:
     """The matrix, the per-class table and the images of one cell: a click or a cell choice reruns only this."""
-    render_matrix_and_table(loaded, predictions, matrix)
+    render_matrix_and_table(loaded, found)
     names, num_classes = loaded.class_names, len(loaded.class_names)
     st.subheader("Images of one cell", anchor=False)
     true_col, pred_col = st.columns(2)
@@ -208,35 +227,34 @@ def cells_fragment(loaded: LoadedWorkspace, predictions: TestPredictions, matrix
                                     format_func=lambda c: f"{c}: {names[c]}")
     pred_class = pred_col.selectbox("Predicted class", range(num_classes), key=A.pred_class,
                                     format_func=lambda c: f"{c}: {names[c]}")
-    shown, total = cell_examples(predictions.labels, predictions.predicted, true_class, pred_class, CELL_LIMIT)
+    total = int(found.confusion[true_class, pred_class])
     if total == 0:
         st.info(f"No test image of class **{names[true_class]}** is predicted as **{names[pred_class]}**.")
         return
-    st.caption(f"{len(shown)} of {total} test images: true **{names[true_class]}**, predicted "
-               f"**{names[pred_class]}**. Press one to open it in the explorer.")
-    pictures = thumbnails(loaded.workspace.test_set, shown, [true_class == pred_class] * len(shown))
-    thumbnail_grid(shown, pictures, [None] * len(shown), "analysis.cell", _open(loaded), columns=8)
+    tiles = tiles_from(store.page(RowFilter(label=true_class, pred=pred_class), sort="index", limit=CELL_LIMIT))
+    st.caption(f"{len(tiles)} of {total:,} test images: true **{names[true_class]}**, predicted "
+               f"**{names[pred_class]}** (the first by test index). Press one to open it in the explorer.")
+    render_tiles(loaded, tiles, "analysis.cell", on_open=_open(loaded), columns=8)
 
 
-def render_grid_column(loaded: LoadedWorkspace, predictions: TestPredictions, picked: np.ndarray, count: int,
-                       ok: bool, chosen: int) -> None:
-    names, predicted = loaded.class_names, predictions.predicted
-    st.markdown(f"**{'✓ Correct' if ok else '✗ Misclassified'} · {names[chosen]}** · {len(picked)} of {count}")
-    if len(picked) == 0:
+def render_grid_column(loaded: LoadedWorkspace, tiles: list[Tile], count: int, ok: bool, chosen: int) -> None:
+    names = loaded.class_names
+    st.markdown(f"**{'✓ Correct' if ok else '✗ Misclassified'} · {names[chosen]}** · {len(tiles)} of {count:,}")
+    if not tiles:
         st.info("None in the test split." if ok else "The model gets every test image of this class right.")
         return
+    picked = tuple(t.index for t in tiles)
     with st.spinner(f"Grad-CAM of {len(picked)} images (one batched pass)…", show_time=True):
-        cams = grid_cams(loaded.model_id, loaded.key, tuple(int(i) for i in picked), A.layer.get(), A.target.get(),
-                         loaded)
+        cams = grid_cams(loaded.model_id, loaded.key, picked, A.layer.get(), A.target.get(), loaded)
     opacity, colormap = display_settings(loaded)
-    captions = [f"{'' if ok else '→ '}{names[predicted[i]]} ({confidence:.0%})"
-                for i, confidence in zip(picked, cams.confidence, strict=True)]
+    captions = [f"{'' if ok else '→ '}{names[tile.pred]} ({confidence:.0%})"
+                for tile, confidence in zip(tiles, cams.confidence, strict=True)]
     thumbnail_grid(picked, overlay_pictures(cams.pixels, cams.cams, opacity, colormap), captions,
                    f"analysis.{'ok' if ok else 'wrong'}", _open(loaded))
 
 
 @st.fragment
-def grids_fragment(loaded: LoadedWorkspace, predictions: TestPredictions) -> None:
+def grids_fragment(loaded: LoadedWorkspace, store: Store, found: ClassSummary) -> None:
     """Grad-CAM of a class's correct and misclassified images side by side: one batched engine call per grid."""
     names = loaded.class_names
     st.subheader("Correct vs misclassified: where does the model look?", anchor=False)
@@ -247,12 +265,12 @@ def grids_fragment(loaded: LoadedWorkspace, predictions: TestPredictions) -> Non
                                 help="The last conv layer by default; a deeper layer is coarser but more semantic")
     target_col.segmented_control("Explain", list(TARGETS), key=A.target, required=True, format_func=TARGETS.get,
                                  help="Predicted: what the model looked at for the answer it gave")
-    split = split_correct_misclassified(predictions.labels, predictions.predicted, chosen, limit=GRID_LIMIT, seed=0)
-    for column, (picked, count, ok) in zip(st.columns(2, border=True, gap="medium"),
-                                           ((split.correct, split.n_correct, True),
-                                            (split.misclassified, split.n_misclassified, False)), strict=True):
+    n_correct = int(found.confusion[chosen, chosen])
+    n_wrong = int(found.confusion[chosen].sum()) - n_correct
+    for column, (ok, count) in zip(st.columns(2, border=True, gap="medium"), ((True, n_correct), (False, n_wrong)),
+                                   strict=True):
         with column:
-            render_grid_column(loaded, predictions, picked, count, ok, chosen)
+            render_grid_column(loaded, class_sample(store, chosen, ok), count, ok, chosen)
     opacity, colormap = display_settings(loaded)
     st.caption(f"Grad-CAM at `{layer}` over each image, at the explorer's opacity {opacity:.2f} and colormap "
                f"{colormap}; captions give the predicted class and the probability of the explained class. Samples "

@@ -22,7 +22,7 @@ from dashboard import explorer_panels, figures
 from dashboard.cam_viewer import ViewerState, cam_viewer
 from dashboard.cam_viewer.pictures import viewer_pictures
 from dashboard.cams import GRADIENT_METHODS, SWEEP_METHODS, explain_predicted, layer_maps, sample_logits
-from dashboard.explorer_gallery import VIEW_FRAGMENT
+from dashboard.explorer_gallery import VIEW_FRAGMENT, first_gallery_image
 from dashboard.explorer_link import (
     DEFAULT_METHOD,
     TARGET_PREDICTED,
@@ -37,8 +37,6 @@ from dashboard.explorer_link import (
     to_query_params,
 )
 from dashboard.faithfulness_view import render_explorer_faithfulness
-from dashboard.gallery import lead_index, sample_gallery
-from dashboard.predictions import classify_test_split
 from dashboard.samples import Sample, SampleInput, UploadError, open_test_image, open_upload
 from dashboard.scorecam_view import EXPLORER_METHODS, SCORECAM, depends_on_class, scorecam_maps
 from dashboard.shell import LINK_ICON, set_query_params
@@ -163,12 +161,7 @@ def _test_index(loaded: LoadedWorkspace) -> int:
     test_set = loaded.workspace.test_set
     index = E.sample.get()
     if index is None or not 0 <= index < len(test_set):
-        seed, gallery_filter = int(E.seed.get()), E.filter.get()
-        index = lead_index(test_set.labels, seed, gallery_filter)
-        if index is None:  # the filter needs predictions (correct / misclassified only)
-            predictions = classify_test_split(loaded)
-            gallery = sample_gallery(predictions.labels, predictions.predicted, seed, gallery_filter)
-            index = int(gallery[0]) if len(gallery) else 0
+        index = first_gallery_image(loaded)
         E.sample.set(index)
     return int(index)
 
@@ -370,9 +363,3 @@ def render_page_header(loaded: LoadedWorkspace, link_warnings: list[str]) -> Non
                "then a layer, a method and a target class.")
     for warning in link_warnings:
         st.warning(warning, icon=LINK_ICON)
-    skipped = getattr(loaded.workspace.test_set, "skipped", None)
-    if skipped:  # an ImageFolder with files that could not be read: left out, and the user is told which
-        listing = "\n".join(f"- `{path}`: {why}" for path, why in skipped[:10])
-        more = f"\n\n…and {len(skipped) - 10} more." if len(skipped) > 10 else ""
-        st.warning(f"**{len(skipped)} image file(s) of the test folder could not be read and are left out:**\n\n"
-                   f"{listing}{more}", icon=":material/warning:")

@@ -1,8 +1,16 @@
-"""The explorer's gallery: a seeded random sample of the test split (pure numpy, no streamlit)."""
+"""The explorer's gallery: a seeded random sample of the test split (pure numpy, no streamlit), and the sorted,
+paginated views of a store (what each sort means, the filter as a ``store.RowFilter``).
+
+``sample_gallery`` here and ``Store.sample`` (``store/draw.py``) draw the same 20 images from the same rows.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from store import RowFilter
 
 GALLERY_SIZE = 20
 # With the "all" filter the gallery always shows some misclassified images when the test split has any, even
@@ -94,3 +102,63 @@ def sample_gallery(
     ]).astype(np.int64)
     rng.shuffle(rest)
     return np.asarray([*head, *rest], dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------------------ sorted views
+SORT_DRAW = "draw"
+PAGE_SIZE = GALLERY_SIZE
+
+
+@dataclass(frozen=True)
+class SortMode:
+    label: str
+    column: str | None = None  # store column; None: the seeded draw
+    descending: bool = False
+    shows: str | None = None  # the value a tile's caption shows: "loss", "prob" or "margin"
+
+
+SORT_MODES: dict[str, SortMode] = {
+    SORT_DRAW: SortMode("Seeded draw of 20"),
+    "loss": SortMode("Highest loss first", "loss", True, "loss"),
+    "confidence": SortMode("Least confident first", "prob", False, "prob"),
+    "confident": SortMode("Most confident first", "prob", True, "prob"),
+    "margin": SortMode("Smallest margin first", "margin", False, "margin"),
+    "index": SortMode("Test index", "index"),
+}
+
+
+@dataclass(frozen=True)
+class ScoreFilter:
+    """The sorted gallery's score bounds (inclusive): confidence range, largest margin, smallest loss."""
+
+    min_prob: float = 0.0
+    max_prob: float = 1.0
+    max_margin: float = 1.0
+    min_loss: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self != ScoreFilter()
+
+
+def row_filter(filter_name: str, scores: ScoreFilter = ScoreFilter()) -> RowFilter:
+    """The gallery filter ("all", "correct", "misclassified", "class:<k>") and score bounds as a store RowFilter."""
+    outcome, label = "all", None
+    if filter_name in (FILTER_CORRECT, FILTER_WRONG):
+        outcome = filter_name
+    elif filter_name.startswith(CLASS_FILTER_PREFIX):
+        label = int(filter_name[len(CLASS_FILTER_PREFIX):])
+    elif filter_name != FILTER_ALL:
+        raise ValueError(f"unknown gallery filter {filter_name!r}; use one of {filter_options(0)[:3]} or "
+                         "'class:<index>'")
+    return RowFilter(
+        outcome=outcome, label=label,
+        min_prob=scores.min_prob if scores.min_prob > 0 else None,
+        max_prob=scores.max_prob if scores.max_prob < 1 else None,
+        max_margin=scores.max_margin if scores.max_margin < 1 else None,
+        min_loss=scores.min_loss if scores.min_loss > 0 else None,
+    )
+
+
+def page_count(total: int, page_size: int = PAGE_SIZE) -> int:
+    return max(1, -(-int(total) // page_size))

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import streamlit as st
 
 from dashboard.explorer_link import WORKSPACE_PARAM
-from dashboard.predictions import accuracy_help, test_predictions
+from dashboard.predictions import sidebar_accuracy
 from dashboard.state import ReportState, follow_workspace
 from dashboard.workspaces import LoadedWorkspace, load, workspace_choices, workspace_label
 from models import WorkspaceError
@@ -104,8 +104,8 @@ def finish_shell(loaded: LoadedWorkspace) -> None:
     slot = st.session_state.pop(_ACCURACY_SLOT_KEY, None)
     if slot is None or not len(loaded.workspace.test_set):
         return
-    predictions = test_predictions(loaded.model_id, loaded.key, loaded)
-    slot.metric("Test accuracy", f"{predictions.accuracy:.1%}", help=accuracy_help(loaded, predictions))
+    value, help_text = sidebar_accuracy(loaded)  # from the store (or the rows classified here): one GROUP BY
+    slot.metric("Test accuracy", value, help=help_text)
 
 
 def render_shell() -> LoadedWorkspace | None:

@@ -1,6 +1,8 @@
-"""The t-SNE page's parts: its settings (perplexity clamped to what the image count allows), the features and
-embedding from the disk cache (``analysis.features``, ``analysis.embedding``), the scatter figure, and the picked
-image's panel (a fragment: typing an index reruns only the panel).
+"""The embedding page's parts without a precomputed map: a t-SNE of a subset computed here on request — its
+settings (perplexity clamped to what the image count allows), the features and embedding from the disk cache
+(``analysis.features``, ``analysis.embedding``), the picked image's panel (a fragment: typing an index reruns only
+the panel) — and what both modes share: the WebGL scatter figure and reading a selection back by image index.
+With a store's map the page is drawn by ``store_embedding``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from analysis.features import FeatureSet, dataset_id, features_key, stored_featu
 from dashboard import figures
 from dashboard.explorer_view import open_in_explorer
 from dashboard.state import TsneState as T
+from dashboard.store_selection import selection_fragment
+from dashboard.store_state import EmbeddingState as S
 from dashboard.workspaces import LoadedWorkspace
 
 ProgressFn = Callable[[float, str], None]
@@ -30,70 +34,95 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
            "#756bb1", "#636363"]
 CORRECT_COLOR, WRONG_COLOR = "#2f9e44", "#e03131"
+#: Up to this many points, each carries a hover text with both class names; above it the hover names its group
+#: (100,000 texts cost ~1 s to build and a few MB to send, on every draw).
+HOVER_TEXT_LIMIT = 20_000
+
+
+def _groups(labels: np.ndarray, predicted: np.ndarray, names: np.ndarray, color_by: str) -> list:
+    correct = labels == predicted
+    if color_by == "outcome":
+        return [("correct", correct, CORRECT_COLOR), ("misclassified", ~correct, WRONG_COLOR)]
+    key = labels if color_by == "true" else predicted
+    return [(str(names[k]), key == k, PALETTE[k % len(PALETTE)]) for k in range(len(names)) if (key == k).any()]
 
 
 def scatter_figure(xy: np.ndarray, indices: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
                    confidence: np.ndarray, class_names: Sequence[str], color_by: str,
-                   highlight: int | None = None) -> go.Figure:
-    """One trace per colour group (a clickable legend); misclassified points are crosses in every mode.
+                   highlight: int | None = None, title: str | None = None) -> go.Figure:
+    """One WebGL trace (``Scattergl``: 100,000 points stay fluid) per colour group, with a clickable legend;
+    misclassified points are crosses in every mode.
 
-    Every point carries its test index as ``customdata[0]``, which ``selected_index`` reads back.
+    Every point carries its test index as ``customdata[0]`` (and its confidence as ``customdata[1]``), which
+    ``selected_index`` / ``selected_indices`` read back: a selection names images, not positions in a trace.
+    Hover text is built in the browser from a template, so the payload stays a few numbers per point.
     """
-    xy = np.asarray(xy)
+    xy, indices = np.asarray(xy, dtype=np.float32), np.asarray(indices, dtype=np.int64)
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
     correct = labels == predicted
     names = np.asarray(list(class_names), dtype=object)
-    hover = [f"#{i} · true <b>{names[t]}</b><br>predicted <b>{names[p]}</b> ({c:.1%})"
-             + ("" if t == p else "<br><b>misclassified</b>")
-             for i, t, p, c in zip(indices, labels, predicted, confidence, strict=True)]
-    hover = np.asarray(hover, dtype=object)
-    if color_by == "outcome":
-        groups = [("correct", correct, CORRECT_COLOR), ("misclassified", ~correct, WRONG_COLOR)]
-    else:
-        key = labels if color_by == "true" else predicted
-        groups = [(str(names[k]), key == k, PALETTE[k % len(PALETTE)]) for k in range(len(names)) if (key == k).any()]
+    with_text = len(indices) <= HOVER_TEXT_LIMIT
     figure = go.Figure()
-    for name, mask, colour in groups:
+    for name, mask, colour in _groups(labels, predicted, names, color_by):
         # Correct points first: the legend shows the first point's symbol, and the crosses are drawn on top.
         members = np.flatnonzero(mask)
         members = members[np.argsort(~correct[members], kind="stable")]
-        figure.add_trace(go.Scatter(
+        figure.add_trace(go.Scattergl(
             x=xy[members, 0], y=xy[members, 1], mode="markers", name=name,
-            marker={"color": colour, "size": np.where(correct[members], 6, 10),
+            marker={"color": colour, "size": np.where(correct[members], 5, 8),
                     "symbol": np.where(correct[members], "circle", "x"), "line": {"width": 0}, "opacity": 0.8},
-            customdata=np.asarray(indices)[members][:, None], hovertext=hover[members], hoverinfo="text",
+            customdata=np.stack([indices[members], np.asarray(confidence, np.float32)[members]], axis=1),
+            text=[f"true {names[t]} · predicted {names[p]}" for t, p in zip(labels[members], predicted[members],
+                                                                           strict=True)] if with_text else None,
+            hovertemplate="#%{customdata[0]:d} · " + ("%{text}" if with_text else name)
+                          + " · %{customdata[1]:.0%}<extra></extra>",
         ))
-    if highlight is not None and highlight in set(int(i) for i in indices):
-        at = int(np.flatnonzero(np.asarray(indices) == highlight)[0])
-        figure.add_trace(go.Scatter(x=[xy[at, 0]], y=[xy[at, 1]], mode="markers", name=f"#{highlight}",
-                                    marker={"size": 18, "color": "rgba(0,0,0,0)", "line": {"width": 2.5,
-                                                                                           "color": "black"}},
-                                    customdata=[[highlight]], hoverinfo="skip"))
+    if highlight is not None and highlight in set(indices.tolist()):
+        at = int(np.flatnonzero(indices == highlight)[0])
+        figure.add_trace(go.Scattergl(x=[xy[at, 0]], y=[xy[at, 1]], mode="markers", name=f"#{highlight}",
+                                      marker={"size": 18, "color": "rgba(0,0,0,0)",
+                                              "line": {"width": 2.5, "color": "black"}},
+                                      customdata=[[highlight, 0.0]], hoverinfo="skip"))
     figure.update_layout(
-        height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, clickmode="event+select", dragmode="pan",
+        height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, clickmode="event+select", dragmode="lasso",
         legend={"title": {"text": COLOR_MODES[color_by]}, "itemsizing": "constant"},
         xaxis={"showticklabels": False, "title": None, "zeroline": False},
         yaxis={"showticklabels": False, "title": None, "zeroline": False, "scaleanchor": "x"},
-        title={"text": "t-SNE of penultimate features · ✕ = misclassified · click a point to pick it",
+        title={"text": title or "t-SNE of penultimate features · ✕ = misclassified · lasso or box to list images",
                "font": {"size": 14}},
     )
     return figure
 
 
-def selected_index(event) -> int | None:
-    """The test index of the first clicked/selected point of a ``st.plotly_chart(on_select="rerun")`` event."""
+def _point_indices(event) -> list[int]:
     try:
         points = event["selection"]["points"]
     except (KeyError, TypeError):
-        return None
+        return []
+    found = []
     for point in points or []:
-        data = point.get("customdata")
-        if isinstance(data, (list, tuple)) and data:
+        data = point.get("customdata") if isinstance(point, dict) else None
+        if isinstance(data, dict):  # a row of a typed-array customdata arrives as {"0": index, "1": confidence}
+            data = data.get("0", next(iter(data.values()), None))
+        elif isinstance(data, (list, tuple)) and data:
             data = data[0]
         try:
-            return int(data)
+            found.append(int(data))
         except (TypeError, ValueError):
             continue
-    return None
+    return found
+
+
+def selected_index(event) -> int | None:
+    """The test index of the first clicked/selected point of a ``st.plotly_chart(on_select=...)`` event."""
+    found = _point_indices(event)
+    return found[0] if found else None
+
+
+def selected_indices(event) -> list[int]:
+    """The test indices of every point of a click, box or lasso selection, read from each point's
+    ``customdata[0]`` (never its position in a trace), each once, in the order selected."""
+    return list(dict.fromkeys(_point_indices(event)))
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -178,6 +207,19 @@ def features_id(loaded: LoadedWorkspace, indices: np.ndarray) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ drawing
+def stage_progress(bar, stage: str, start: float, width: float) -> ProgressFn:
+    """A progress callback for one stage of a computation: the bar moves over its share, and the text says the
+    count (from the stage's own message) and the seconds left at the stage's rate so far."""
+    began = time.perf_counter()
+
+    def report(fraction: float, message: str) -> None:
+        elapsed = time.perf_counter() - began
+        left = f", ~{elapsed * (1 - fraction) / fraction:.0f} s left" if fraction > 0 else ""
+        bar.progress(min(start + width * fraction, 1.0), text=f"{stage}: {message}{left}")
+
+    return report
+
+
 def render_compute_prompt(loaded: LoadedWorkspace, indices: np.ndarray, perplexity: int) -> None:
     """Nothing stored yet: say what a computation costs, and compute on request (then draw the page again)."""
     estimate = 2.5e-3 * len(indices) + 3.5e-3 * len(indices)  # features + t-SNE, as measured on 2 busy CPU cores
@@ -189,8 +231,8 @@ def render_compute_prompt(loaded: LoadedWorkspace, indices: np.ndarray, perplexi
         return
     bar = st.progress(0.0, text="Starting…")
     started = time.perf_counter()
-    features = split_features(loaded, indices, progress=lambda f, text: bar.progress(0.4 * f, text=text))
-    embedding(loaded, features, perplexity, progress=lambda f, text: bar.progress(0.4 + 0.6 * f, text=text))
+    features = split_features(loaded, indices, progress=stage_progress(bar, "Step 1 of 2", 0.0, 0.4))
+    embedding(loaded, features, perplexity, progress=stage_progress(bar, "Step 2 of 2 (t-SNE)", 0.4, 0.6))
     bar.progress(1.0, text=f"Done in {time.perf_counter() - started:.1f} s")
     st.rerun()  # draw the page again without the button and the note, now from the disk cache
 
@@ -209,18 +251,22 @@ def render_metrics(loaded: LoadedWorkspace, features: FeatureSet, result: Embedd
                         "separated classes")
     cols[3].metric("Misclassified", f"{int((~features.correct).sum())}", help="Among the images shown")
     source = {"computed": "just computed", "disk": "from the disk cache"}[result.source]
-    st.caption(f"t-SNE {source} (computing it took {result.seconds:.1f} s) · perplexity "
+    st.caption(f"t-SNE {source} (its t-SNE step took {result.seconds:.1f} s, the features apart) · perplexity "
                f"{result.params['perplexity']:g} · seed {result.params.get('seed', 0)} · PCA kept "
                f"{result.pca_variance:.0%} of the variance · cache: `{default_cache_dir()}`")
 
 
 def render_chart(features: FeatureSet, result: EmbeddingResult, class_names: Sequence[str], color_by: str) -> None:
-    """The scatter; a clicked point becomes the picked image (once per click)."""
+    """The scatter; a clicked point becomes the picked image (once per click), a lasso or box the listed images."""
     figure = scatter_figure(result.xy, features.indices, features.labels, features.predicted, features.confidence,
                             class_names, color_by)
-    event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="tsne.chart",
+    event = st.plotly_chart(figure, on_select="rerun", selection_mode=("points", "box", "lasso"), key="tsne.chart",
                             config={"displayModeBar": True, "displaylogo": False, "scrollZoom": True})
-    clicked = selected_index(event)
+    chosen = tuple(selected_indices(event))
+    if chosen != S.selection.get():
+        S.selection.set(chosen)
+        S.page.set(0)
+    clicked = chosen[0] if chosen else None
     if clicked is not None and clicked != T.last_selection.get():
         T.pick.set(clicked)
     T.last_selection.set(clicked)
@@ -245,3 +291,32 @@ def picked_fragment(loaded: LoadedWorkspace, features: FeatureSet) -> None:
     if st.button(f"Open #{pick} in the explorer", type="primary", icon=":material/open_in_new:", width="stretch",
                  key="tsne.open"):
         open_in_explorer(loaded, pick)
+
+
+def render_subset_page(loaded: LoadedWorkspace) -> None:
+    """No precomputed map: a seeded subset's features and t-SNE, computed here when the user asks."""
+    num_test = len(loaded.workspace.test_set)
+    seed_state(num_test)
+    st.caption(f"Each point is a test image, placed by its penultimate features (the input of "
+               f"`{loaded.workspace.classifier_layer}`), reduced with PCA to 50 dimensions, then t-SNE. Images the "
+               "model sees as alike sit together; ✕ marks a misclassified image.")
+    points_col, perplexity_col, color_col = st.columns([1, 1.6, 2.2], vertical_alignment="bottom")
+    max_points = points_col.number_input(
+        "Images (max)", min_value=min(50, num_test), max_value=num_test, step=100, key=T.max_points,
+        help=f"The whole test split has {num_test}; fewer are drawn at random (seeded) and computed faster.")
+    indices = subset_indices(num_test, int(max_points))
+    perplexity = perplexity_control(perplexity_col, len(indices))
+    color_by = color_col.segmented_control("Colour by", list(COLOR_MODES), key=T.color, required=True,
+                                           format_func=COLOR_MODES.get)
+    features = cached_features(loaded, indices)
+    result = peek_embedding(loaded, features, perplexity) if features is not None else None
+    if result is None:
+        render_compute_prompt(loaded, indices, perplexity)
+        return
+    render_metrics(loaded, features, result)
+    chart_col, side_col = st.columns([3, 1], gap="medium")
+    with chart_col:
+        render_chart(features, result, loaded.class_names, color_by)
+    with side_col:
+        picked_fragment(loaded, features)
+    selection_fragment(loaded, None, features)

@@ -2,13 +2,14 @@
 
 A workspace's model is loaded once per server process with ``st.cache_resource`` and shared by every browser
 session, together with its ``CamEngine`` and that engine's per-model lock: every computation on the model runs
-under the lock (the engine takes it too; it is re-entrant).
+under the lock (the engine takes it too; it is re-entrant). Its precomputed store is checked then too
+(``store_source.open_with_store``): a usable store lists an ImageFolder test set, so nothing walks the folder.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import streamlit as st
 import torch
 
 from dashboard.argv import workspace_from_argv
+from dashboard.store_source import StoreStatus, open_with_store
 from gradcam_core import CamEngine, layer_output_shapes, list_cam_layers, list_conv_layers
 from models import list_workspaces, load_workspace
 
@@ -29,6 +31,7 @@ class LoadedWorkspace:
     engine: CamEngine
     layers: list[str]  # the picker's layers: every Conv2d, then the token-grid layers (transformer blocks, norms)
     layer_shapes: dict[str, tuple[int, int, int]]  # layer -> (C, H, W) of its output for the input size
+    store_status: StoreStatus = field(default_factory=StoreStatus)  # its precomputed store, as found when loaded
 
     @property
     def lock(self) -> threading.RLock:
@@ -83,11 +86,13 @@ def workspace_label(key: str) -> str:
 def load(key: str) -> LoadedWorkspace:
     """Load a workspace's model and test set once per process; raises ``models.WorkspaceError``."""
     workspace = load_workspace(key)
+    store_status = open_with_store(workspace)
     engine = CamEngine(workspace.model)
     with engine.lock:
         layers = picker_layers(workspace.model, tuple(workspace.input_size))
         shapes = layer_output_shapes(workspace.model, tuple(workspace.input_size), layers) if layers else {}
-    return LoadedWorkspace(key=key, workspace=workspace, engine=engine, layers=layers, layer_shapes=shapes)
+    return LoadedWorkspace(key=key, workspace=workspace, engine=engine, layers=layers, layer_shapes=shapes,
+                           store_status=store_status)
 
 
 def picker_layers(model, input_size: tuple[int, int]) -> list[str]:

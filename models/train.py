@@ -2,7 +2,9 @@
 
 Fixed seeds, fresh synthetic training images every epoch for the shapes models (no image is seen twice), small
 shifts for digits. Writes ``models/checkpoints/NAME.safetensors`` and ``NAME.json`` (metrics, seed, date,
-epochs, training time) and refreshes the metrics table in models/README.md. The shipped checkpoints were
+epochs, training time), refreshes the metrics table in models/README.md, the shipped test logits, and the
+workspace's precomputed store ``models/workspaces/NAME.store`` (a store of the old checkpoint would be another
+model's: the dashboard would warn and not use it). The shipped checkpoints were
 trained with one thread (``--threads 1``, the default); other thread counts give slightly different floats.
 """
 
@@ -13,6 +15,8 @@ import datetime as dt
 import json
 import math
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +45,7 @@ from models.transforms import ImageTransform
 from models.workspace import BUNDLED_DIR, BUNDLED_WORKSPACES, parse_workspace_file
 
 README = Path(__file__).resolve().parent / "README.md"
+REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 TABLE_START, TABLE_END = "<!-- metrics:start -->", "<!-- metrics:end -->"
 
@@ -197,6 +202,7 @@ def save(name: str, model: nn.Module, entry: Bundled, recipe: Recipe, metrics: d
     if out_dir.resolve() == CHECKPOINT_DIR:
         update_model_card()
         write_test_logits(name)
+        rebuild_store(name)
     return card
 
 
@@ -212,6 +218,19 @@ def write_test_logits(name: str) -> Path:
     np.savez_compressed(path, logits=logits(workspace.model, workspace.test_set).astype(np.float32),
                         checkpoint_sha256=np.array(checkpoint_sha256(checkpoint)))
     return path
+
+
+def store_command(name: str) -> list[str]:
+    """``gradcam precompute --workspace NAME --out models/workspaces/NAME.store --overwrite`` for this Python."""
+    out = BUNDLED_DIR / f"{name}.store"
+    return [sys.executable, "-m", "cli", "precompute", "--workspace", name, "--out", str(out), "--overwrite"]
+
+
+def rebuild_store(name: str) -> Path:
+    """Rewrite the bundled workspace's precomputed store for the current checkpoint. It runs the ``gradcam
+    precompute`` command in a child process: ``models`` sits below ``store`` and never imports it."""
+    subprocess.run(store_command(name), cwd=REPO, check=True)
+    return BUNDLED_DIR / f"{name}.store"
 
 
 def update_model_card(readme: Path = README) -> None:
@@ -248,11 +267,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="output folder (default models/checkpoints)")
     parser.add_argument("--test-logits-only", action="store_true",
                         help="do not train: only rewrite the shipped test-split logits of the current checkpoint")
+    parser.add_argument("--store-only", action="store_true",
+                        help="do not train: only rebuild models/workspaces/NAME.store for the current checkpoint")
     args = parser.parse_args(argv)
     names = list(BUNDLED_WORKSPACES) if args.name == "all" else [args.name]
-    if args.test_logits_only:
+    if args.test_logits_only or args.store_only:
         for name in names:
-            print(f"[{name}] wrote {write_test_logits(name)}")
+            print(f"[{name}] wrote {write_test_logits(name) if args.test_logits_only else rebuild_store(name)}")
         return
     for name in names:
         card = train(name, threads=args.threads, out_dir=args.out)

@@ -108,3 +108,12 @@ def pets_workspace(tmp_path):
     path.write_text('name = "pets"\n[model]\narch = "resnet18"\ncheckpoint = "weights.pt"\n'
                     '[data]\nroot = "images"\n[preprocessing]\ninput_size = [64, 64]\n')
     return path
+
+
+@pytest.fixture
+def without_stores(monkeypatch):
+    """Every workspace as if it had no precomputed store (the bundled ones ship one): the pages' paths for a set
+    without a store — classified in the page, a t-SNE of a subset computed on request."""
+    import models.workspace
+
+    monkeypatch.setattr(models.workspace, "store_path", lambda parsed: None)

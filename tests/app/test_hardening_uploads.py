@@ -9,6 +9,7 @@ tests/models/test_hardening.py and go through ``streamlit run app.py -- --worksp
 from __future__ import annotations
 
 import io
+import shutil
 import sys
 
 import numpy as np
@@ -162,17 +163,59 @@ def test_a_broken_workspace_file_is_an_error_in_the_page(monkeypatch, template, 
     _assert_explained(at)
 
 
+def _unreadable_note(at) -> str:
+    notes = [w.value for w in at.warning if "could not be read and are left out" in w.value]
+    assert len(notes) == 1, [w.value for w in at.warning]
+    return notes[0]
+
+
 def test_an_image_folder_with_bad_files_explains_the_good_ones_and_lists_the_bad(monkeypatch, template, tmp_path):
+    """The folder is only listed when it opens; bad files are met when the page classifies the set (no store):
+    they are left out of the predictions, listed with the reason, and the first image shown is a good one."""
     path = make_workspace(template, tmp_path)
     bad = add_bad_images(tmp_path / "images")
     monkeypatch.setattr(sys, "argv", ["app.py", "--workspace", str(path)])
     at = run_app()
     _assert_explained(at)
-    notes = [w.value for w in at.warning if "could not be read and are left out" in w.value]
-    assert len(notes) == 1 and all(name in notes[0] for name in bad), [w.value for w in at.warning]
+    note = _unreadable_note(at)
+    assert all(name in note and why in note.split(name, 1)[1].split("\n")[0] for name, why in bad.items()), note
     picks = [b for b in at.button if str(b.key).startswith("explorer.pick.")]
-    assert len(picks) == 6  # the good files: the whole split
+    assert len(picks) == 6 and not any(b.disabled for b in picks)  # the good files: the whole split
+    assert any("The model gets" in c.value and " of 6 test images" in c.value for c in at.caption)
     picks[-1].click().run()
+    _assert_explained(at)
+
+
+@pytest.fixture(scope="module")
+def folder_store(template, tmp_path_factory):
+    """The folder with bad files and its store, written by ``gradcam precompute`` (which skips and lists them)."""
+    from store.precompute import precompute  # (`from store import precompute` is the module once it was imported)
+
+    folder = tmp_path_factory.mktemp("app-hardening-store")
+    path = make_workspace(template, folder)
+    bad = add_bad_images(folder / "images")
+    precompute(path, folder / "workspace.store", workers=0)
+    return folder, bad
+
+
+def test_a_stores_skipped_files_are_listed_and_a_file_broken_later_is_a_placeholder(monkeypatch, folder_store,
+                                                                                      tmp_path):
+    """With a store, nothing is read up front: the store's skipped files are listed from its manifest, and a file
+    that broke after the store was written is met when its thumbnail is drawn: a placeholder tile, no traceback."""
+    shutil.copytree(folder_store[0], tmp_path, dirs_exist_ok=True)
+    broken = tmp_path / "images" / "cat" / "1.png"
+    broken.write_bytes(broken.read_bytes()[:40])
+    monkeypatch.setattr(sys, "argv", ["app.py", "--workspace", str(tmp_path / "workspace.toml")])
+    at = run_app()
+    assert_clean(at)
+    note = _unreadable_note(at)
+    assert all(name in note for name in [*folder_store[1], "cat/1.png"]), note
+    placeholders = [image for image in at.image if any("unreadable" in c for c in image.captions)]
+    assert len(placeholders) == 1
+    picks = {b.label: b for b in at.button if str(b.key).startswith("explorer.pick.")}
+    assert len(picks) == 6 and sum(b.disabled for b in picks.values()) == 1  # the store's 6 rows, one now broken
+    good = next(b for b in picks.values() if not b.disabled)
+    good.click().run()
     _assert_explained(at)
 
 

@@ -63,7 +63,7 @@ def test_a_recorded_accuracy_that_disagrees_is_named_in_the_help():
 
 
 # ------------------------------------------------------------------------------------------------ t-SNE
-def test_perplexity_slider_stops_at_what_the_image_count_allows():
+def test_perplexity_slider_stops_at_what_the_image_count_allows(without_stores):
     at = run_app({"ws": "digits"})
     at.switch_page(TSNE).run()
     assert at.slider(key="tsne.perplexity").value == 30

@@ -17,7 +17,7 @@ from dashboard.report_view import ADD_LABEL, DOWNLOAD_HTML_LABEL, DOWNLOAD_JSON_
 from dashboard.state import ExplorerState as E
 from report import findings_from_json
 from report.session_store import REPORT_PARAM, SessionStore
-from tests.app.helpers import APP, RUN_TIMEOUT, assert_clean
+from tests.app.helpers import APP, RUN_TIMEOUT, assert_clean, report
 from tests.report.html_check import ReportPage
 
 SHORTCUT = "shapes-shortcut"
@@ -87,7 +87,7 @@ def pin_three(report_folder: Path) -> tuple[AppTest, str]:
     at = open_app({"ws": SHORTCUT, "sample": "479"}, **{"compare.n": 20})
     assert_clean(at)
     assert "1 finding of shapes-shortcut" in pin(at, "explorer", "the marker, not the heart")
-    at.selectbox(key=E.layer).select("layer2.1.conv2").run()
+    report(at, layer="layer2.1.conv2")  # the viewer's Layer control reports a new layer
     assert "2 findings of shapes-shortcut" in pin(at, "explorer", "")
     at.switch_page(COMPARE).run()
     assert "3 findings of shapes-shortcut" in pin(at, "compare", "shapes looks at the heart")

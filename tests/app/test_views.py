@@ -115,7 +115,8 @@ def test_activations_start_on_the_explorer_sample_and_link_back():
 
 
 # ------------------------------------------------------------------------------------------------ t-SNE
-def test_tsne_computes_on_request_then_opens_from_disk_and_links_to_the_explorer(engine_calls, embedding_cache):
+def test_tsne_computes_on_request_then_opens_from_disk_and_links_to_the_explorer(engine_calls, embedding_cache,
+                                                                                without_stores):
     at = open_page(TSNE, {"ws": "digits"})
     assert not at.get("plotly_chart"), "the t-SNE must wait for the Compute button when nothing is cached"
     assert engine_calls["features"] == 0

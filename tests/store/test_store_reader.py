@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from dashboard.sampling import filter_options, sample_gallery
+from dashboard.gallery import filter_options, sample_gallery
 from models import FolderImageSet, ImageTransform
 from store import RowFilter, StoreError, open_store
 from store.reader import MAP_COLUMNS
