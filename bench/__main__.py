@@ -18,7 +18,8 @@ import torch
 
 from bench import engine_bench as eb
 
-SECTIONS = ("sweep", "topk", "gallery", "limits", "models", "memory", "tsne", "dashboard", "store", "scale")
+SECTIONS = ("sweep", "topk", "gallery", "limits", "models", "sources", "memory", "tsne", "dashboard", "store", "scale",
+            "faithfulness")
 
 
 def _ratio(a: float, b: float) -> str:
@@ -173,6 +174,19 @@ def section_scale(quick: bool, device: torch.device) -> str:
     """The dashboard on a 2,000- and a 100,000-row store: cold start, pages, RSS (bench/dashboard_scale_bench.py)."""
     module = importlib.import_module("bench.dashboard_scale_bench")
     return module.run(quick=quick)
+
+
+def section_sources(quick: bool, device: torch.device) -> str:
+    """Opening a workspace from each model source, and a ViT swept at every CAM layer (bench/sources_bench.py)."""
+    module = importlib.import_module("bench.sources_bench")
+    return module.run(quick=quick)
+
+
+def section_faithfulness(quick: bool, device: torch.device) -> str:
+    """The faithfulness page's default table, and one image's metrics next to torch-cam and pytorch-grad-cam
+    (bench/faithfulness_bench.py)."""
+    module = importlib.import_module("bench.faithfulness_bench")
+    return module.section(quick, device)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,8 @@ def sidebar_accuracy(at) -> str:
 @pytest.fixture
 def forwards(monkeypatch) -> list[int]:
     """Images per no-grad forward (``predict`` / ``features``) of any engine. The explorer's view classifies the
-    one image it shows; classifying the test set means batches of many."""
+    one image it shows (within its explain pass, or by a one-image forward); classifying the test set means batches
+    of many."""
     sizes: list[int] = []
     for name in ("predict", "features"):
         original = getattr(CamEngine, name)
@@ -80,7 +81,7 @@ def test_with_a_store_no_page_decodes_or_classifies_the_whole_set(engine_calls, 
     for page in (TSNE, ANALYSIS):
         at.switch_page(page).run()
         assert_clean(at)
-    assert set(forwards) == {1}, f"a page classified more than the image it shows: {forwards}"
+    assert set(forwards) <= {1}, f"a page classified more than the image it shows: {forwards}"
     assert max(decoded) <= 8 and sum(decoded) < 100  # the analysis page's 16 cell thumbnails and two 8-image grids
     assert sidebar_accuracy(at) == f"{open_store(load_workspace(DEFAULT_WORKSPACE).store).class_summary().accuracy:.1%}"
 
@@ -106,7 +107,7 @@ def test_a_folder_with_a_store_is_listed_by_the_store_not_walked(monkeypatch, tm
     assert_clean(at)
     assert "3000 test images" in " ".join(c.value for c in at.sidebar.caption)
     assert len(picks(at)) == GALLERY_SIZE and len(opened) <= GALLERY_SIZE + 1
-    assert set(forwards) == {1}
+    assert set(forwards) <= {1}
     assert any("the precomputed store `store-3000`" in c.value for c in at.caption)
 
 
@@ -134,7 +135,7 @@ def _answers(at) -> dict:
 
 def test_a_small_store_gives_the_same_predictions_and_counts_as_classifying_in_the_page(monkeypatch, forwards):
     with_store = _answers(run_app({"ws": "digits"}))
-    assert set(forwards) == {1}
+    assert set(forwards) <= {1}
     forwards.clear()
     monkeypatch.setattr(models.workspace, "store_path", lambda parsed: None)
     monkeypatch.setattr(models.workspace, "checkpoint_sidecars", lambda weights: ({}, None))  # no shipped logits
@@ -202,4 +203,4 @@ def test_a_big_set_without_a_store_shows_the_command_instead_of_classifying(monk
     at.switch_page(ANALYSIS).run()
     assert_clean(at)
     assert any(f"`{command}`" in w.value for w in at.warning)
-    assert set(forwards) == {1}, f"the big set was classified: {forwards}"
+    assert set(forwards) <= {1}, f"the big set was classified: {forwards}"

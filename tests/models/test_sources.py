@@ -4,6 +4,7 @@ the test built, opens on the right default CAM layer, and `gradcam explain` writ
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 
@@ -66,6 +67,24 @@ def _explain_writes_its_files(toml: Path, out: Path, image: Path) -> dict:
     return json.loads((out / "result.json").read_text())
 
 
+def _explorer_shows_the_models_layers(toml: Path, monkeypatch) -> list[str]:
+    """An AppTest run of the explorer on ``toml``: no error, the viewer offers the model's Conv2d layers then its
+    token layers, and opens on the workspace's default layer. Returns the offered layers."""
+    from gradcam_core import list_cam_layers
+    from tests.app.helpers import assert_clean, run_app, viewer_data, viewer_layers
+
+    workspace = load_workspace(toml)
+    convs = [name for name, module in workspace.model.named_modules() if isinstance(module, nn.Conv2d)]
+    expected = convs + [n for n in list_cam_layers(workspace.model, workspace.input_size) if n not in convs]
+    monkeypatch.setattr(sys, "argv", ["app.py", "--workspace", str(toml)])
+    at = run_app()
+    assert_clean(at)
+    offered = viewer_layers(at)
+    assert offered == expected
+    assert viewer_data(at)["view"]["layer"] == workspace.default_layer
+    return offered
+
+
 @pytest.fixture
 def folder(tmp_path) -> Path:
     write_image_folder(tmp_path / "images", classes=CLASSES, per_class=2, size=(40, 48))
@@ -98,9 +117,8 @@ def _python_workspace(folder: Path, extra: str = "") -> Path:
     return toml
 
 
-def test_python_source_loads_the_users_class_from_a_file_beside_the_toml(folder):
+def test_python_source_loads_the_users_class_from_a_file_beside_the_toml(folder, monkeypatch):
     import importlib.util
-    import sys
 
     sys.path.insert(0, str(folder))
     try:
@@ -119,6 +137,7 @@ def test_python_source_loads_the_users_class_from_a_file_beside_the_toml(folder)
     _same_logits(workspace, reference)
     summary = _explain_writes_its_files(folder / "xray.toml", folder / "out", folder / "images" / "dog" / "0.png")
     assert summary["layer"] == "features.1.0" and summary["top5"][0]["name"] in CLASSES
+    assert _explorer_shows_the_models_layers(folder / "xray.toml", monkeypatch) == ["features.0.0", "features.1.0"]
     assert "shapes" in list_workspaces()  # the bundled workspaces stay selectable
 
 
@@ -183,7 +202,7 @@ def _timm_workspace(folder: Path, name: str, kwargs: str = "", preprocessing: st
     return toml
 
 
-def test_timm_resnet_with_timms_own_preprocessing(folder):
+def test_timm_resnet_with_timms_own_preprocessing(folder, monkeypatch):
     timm = pytest.importorskip("timm")
     reference = _seeded(lambda: timm.create_model("resnet18", pretrained=False, num_classes=3))
     torch.save(reference.state_dict(), folder / "timm.pt")
@@ -193,9 +212,10 @@ def test_timm_resnet_with_timms_own_preprocessing(folder):
     assert workspace.default_layer == "layer4.1.conv2" and workspace.classifier_layer == "fc"
     _same_logits(workspace, reference)
     _explain_writes_its_files(folder / "timm.toml", folder / "out", folder / "images" / "cat" / "1.png")
+    assert len(_explorer_shows_the_models_layers(folder / "timm.toml", monkeypatch)) == 20  # resnet18's convs
 
 
-def test_timm_vit_opens_on_the_last_blocks_first_norm(folder):
+def test_timm_vit_opens_on_the_last_blocks_first_norm(folder, monkeypatch):
     timm = pytest.importorskip("timm")
     reference = _seeded(lambda: timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=3,
                                                   img_size=32, depth=4))
@@ -207,6 +227,8 @@ def test_timm_vit_opens_on_the_last_blocks_first_norm(folder):
     _same_logits(workspace, reference)
     summary = _explain_writes_its_files(toml, folder / "out", folder / "images" / "fox" / "0.png")
     assert summary["map_shape"] == [2, 2]  # the 2x2 patch grid of a 32 px input with 16 px patches
+    offered = _explorer_shows_the_models_layers(toml, monkeypatch)
+    assert offered[0] == "patch_embed.proj" and "blocks.3.norm1" in offered  # the one conv, then the blocks
 
 
 def test_timm_missing_extra_names_the_pip_extra(folder, monkeypatch):
@@ -240,7 +262,7 @@ def _hf_folder(folder: Path, model, processor: dict) -> Path:
     return toml
 
 
-def test_huggingface_resnet_folder_with_its_processor(folder):
+def test_huggingface_resnet_folder_with_its_processor(folder, monkeypatch):
     transformers = pytest.importorskip("transformers")
     config = transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=3,
                                        id2label=dict(enumerate(CLASSES)),
@@ -257,9 +279,10 @@ def test_huggingface_resnet_folder_with_its_processor(folder):
     assert workspace.default_layer == convs[-1] and workspace.classifier_layer == "classifier.1"
     _same_logits(workspace, reference)
     _explain_writes_its_files(toml, folder / "out", folder / "images" / "cat" / "0.png")
+    assert _explorer_shows_the_models_layers(toml, monkeypatch)[-1] == convs[-1]
 
 
-def test_huggingface_vit_folder_explains_its_logits(folder):
+def test_huggingface_vit_folder_explains_its_logits(folder, monkeypatch):
     transformers = pytest.importorskip("transformers")
     config = transformers.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                     intermediate_size=64, image_size=32, patch_size=8, num_labels=3)
@@ -272,6 +295,7 @@ def test_huggingface_vit_folder_explains_its_logits(folder):
     _same_logits(workspace, reference)
     summary = _explain_writes_its_files(toml, folder / "out", folder / "images" / "dog" / "1.png")
     assert summary["map_shape"] == [4, 4]
+    assert workspace.default_layer in _explorer_shows_the_models_layers(toml, monkeypatch)
 
 
 def test_huggingface_errors(folder):
@@ -291,7 +315,7 @@ def test_huggingface_errors(folder):
     ("vit_b_16", "encoder.layers.encoder_layer_11.ln_1", [14, 14]),
     ("swin_t", "features.7.1.norm1", [7, 7]),
 ])
-def test_torchvision_transformers(folder, arch, default_layer, grid):
+def test_torchvision_transformers(folder, arch, default_layer, grid, monkeypatch):
     import torchvision
 
     reference = _seeded(lambda: torchvision.models.get_model(arch, weights=None, num_classes=3))
@@ -303,6 +327,7 @@ def test_torchvision_transformers(folder, arch, default_layer, grid):
     _same_logits(workspace, reference)
     summary = _explain_writes_its_files(toml, folder / "out", folder / "images" / "cat" / "0.png")
     assert summary["map_shape"] == grid
+    assert default_layer in _explorer_shows_the_models_layers(toml, monkeypatch)
 
 
 # ------------------------------------------------------------------------------- misplaced weights
