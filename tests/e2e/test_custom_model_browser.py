@@ -59,7 +59,9 @@ def test_the_dashboard_explains_a_custom_class(browser, artifacts_dir, custom_wo
         viewer = page.locator(f'{VIEWER}[data-layer="body.0"]')
         viewer.wait_for(timeout=RENDER_MS)  # the last Conv2d is the default layer, drawn
         assert_no_traceback(page)
-        assert page.locator("[data-testid='stSidebar']").get_by_text("xray.toml").count() >= 1
+        picker = page.locator("[data-testid='stSidebar']").get_by_role("combobox", name="Workspace")
+        assert picker.input_value() == "xray.toml (from --workspace)"
+        assert "nets.py:XRayClassifier + xray.pt" in page.locator("[data-testid='stSidebar']").inner_text()
         options = page.get_by_role("combobox", name="Layer").locator("option").all_inner_texts()
         assert any(text.startswith("stem.0") for text in options), options
         assert any(text.startswith("body.0") for text in options), options

@@ -1,5 +1,5 @@
-"""The activation, t-SNE and analysis views in a real browser: each renders without a traceback, the t-SNE
-computes on request and draws its scatter. Screenshots: artifacts/e2e/view-*.png (gitignored)."""
+"""The activation, t-SNE and analysis views in a real browser: each renders without a traceback, the embedding
+page draws the shipped store's map at once. Screenshots: artifacts/e2e/view-*.png (gitignored)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from models import load_workspace
 from tests.e2e.browser_helpers import (
     ALL_IMAGES_LOADED,
     RENDER_MS,
@@ -81,27 +82,20 @@ def test_analysis_page(browser, server, artifacts_dir):
     print(f"analysis first render {seconds:.1f} s")
 
 
-def test_tsne_page_computes_on_request(browser, server, artifacts_dir, embedding_cache):
+def test_the_embedding_page_draws_the_stores_map_at_once(browser, server, artifacts_dir):
+    """digits ships a store: every test image is drawn with WebGL on opening, nothing to compute (the subset
+    t-SNE computed on request without a store is AppTest's: tests/app/test_views.py)."""
     page = browser.new_page(viewport=VIEWPORT)
-    page.goto(server + "/tsne?ws=digits")
-    button = page.get_by_role("button", name="Compute the t-SNE", exact=False)
-    button.wait_for(state="visible", timeout=RENDER_MS)
-    assert_no_traceback(page)
     started = time.monotonic()
-    button.click()
-    page.locator("[data-testid='stPlotlyChart'] .scatterlayer").wait_for(state="attached", timeout=RENDER_MS)
-    wait_until_rendered(page)
-    print(f"t-SNE of the digits test split (features + embedding) {time.monotonic() - started:.1f} s")
+    page.goto(server + "/tsne?ws=digits")
+    count = """() => Math.max(0, ...[...document.querySelectorAll('.js-plotly-plot')].map(plot =>
+        (plot._fullData || []).filter(trace => trace.type === 'scattergl')
+                              .reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0)))"""
+    page.wait_for_function(f"({count})() > 0", timeout=RENDER_MS)
+    print(f"embedding page of digits drawn from its store {time.monotonic() - started:.1f} s")
     assert_no_traceback(page)
-    assert page.locator("[data-testid='stPlotlyChart'] .scatterlayer .point").count() > 100
-    assert any(path.name.startswith("tsne-") for path in embedding_cache.iterdir())
+    points = page.evaluate(count)
+    assert points == len(load_workspace("digits").test_set)
     assert page.get_by_role("button", name="Compute the t-SNE", exact=False).count() == 0
     page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts_dir / "e2e" / "view-tsne.png"))
-
-    again = browser.new_page(viewport=VIEWPORT)  # a new tab: drawn from the cache, no button
-    started = time.monotonic()
-    again.goto(server + "/tsne?ws=digits")
-    again.locator("[data-testid='stPlotlyChart'] .scatterlayer").wait_for(state="attached", timeout=RENDER_MS)
-    print(f"t-SNE page reopened from the cache {time.monotonic() - started:.1f} s")
-    assert again.get_by_role("button", name="Compute the t-SNE", exact=False).count() == 0
