@@ -50,8 +50,23 @@ def load_image(
     background: tuple[int, int, int] = (255, 255, 255),
 ) -> Image.Image:
     """Decode ``source`` (file bytes or a path) to an upright RGB ``PIL.Image``; raise ``ImageLoadError``."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image
 
+    data, path, label = _checked_source(source, name, max_bytes)
+    stream = io.BytesIO(data) if data is not None else open(path, "rb")  # noqa: SIM115 - closed below
+    try:
+        image = _open_header(stream, label, max_pixels)
+        rgb = _to_rgb(_decode(image, label, max_side), background)
+    finally:
+        stream.close()
+    if max(rgb.size) > max_side:
+        rgb.thumbnail((max_side, max_side), Image.BILINEAR)
+    return rgb
+
+
+def _checked_source(source, name: str | None, max_bytes: int | None) -> tuple[bytes | None, Path | None, str]:
+    """(bytes or None, path or None, the name errors use): the file exists, is not empty, not over ``max_bytes``."""
+    path: Path | None = None
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         name = name or path.name
@@ -69,53 +84,58 @@ def load_image(
         raise ImageLoadError(
             f"{label} is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit; resize or compress it"
         )
+    return data, path, label
 
-    stream = io.BytesIO(data) if data is not None else open(path, "rb")  # noqa: SIM115 - closed below
+
+def _open_header(stream, label: str, max_pixels: int) -> Image.Image:
+    """The image with only its header read; refuses unknown formats and sizes over ``max_pixels`` before decoding."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        try:
-            image = Image.open(stream)
-        except UnidentifiedImageError:
-            raise ImageLoadError(
-                f"{label} is not an image format we can read (its bytes are not PNG, JPEG, GIF, BMP, TIFF or "
-                "WebP); check that the file is really an image and not renamed"
-            ) from None
-        except Image.DecompressionBombError as exc:
-            raise ImageLoadError(
-                f"{label} declares far more than the {max_pixels / 1e6:.0f} MP limit ({exc}), so it was refused "
-                "before decoding (a typical decompression bomb); resize it first"
-            ) from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:  # e.g. a JPEG cut off inside its header
-            raise ImageLoadError(
-                f"{label} is truncated or corrupt: its header could not be read ({exc}); re-export or re-download it"
-            ) from None
-        width, height = image.size
-        if width <= 0 or height <= 0:
-            raise ImageLoadError(f"{label} declares an empty size {width}×{height}")
-        if width * height > max_pixels:
-            raise ImageLoadError(
-                f"{label} declares {width}×{height} = {width * height / 1e6:.0f} megapixels, over the "
-                f"{max_pixels / 1e6:.0f} MP limit, so it was refused before decoding (a file this small that "
-                "claims this many pixels is a typical decompression bomb); resize it first"
-            )
-        try:
-            if getattr(image, "n_frames", 1) > 1:
-                image.seek(0)  # animated GIF/WebP/APNG: the first frame
-            if image.format == "JPEG" and max(width, height) > max_side:
-                image.draft("RGB", (max_side, max_side))  # decode big JPEGs at a reduced scale: fast, less memory
-            image.load()
-            image = ImageOps.exif_transpose(image)
-        except Image.DecompressionBombError as exc:
-            raise ImageLoadError(f"{label} declares too many pixels to decode safely ({exc})") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageLoadError(
-                f"{label} is truncated or corrupt and could not be decoded ({exc}); re-export or re-download it"
-            ) from None
-        rgb = _to_rgb(image, background)
-    finally:
-        stream.close()
-    if max(rgb.size) > max_side:
-        rgb.thumbnail((max_side, max_side), Image.BILINEAR)
-    return rgb
+        image = Image.open(stream)
+    except UnidentifiedImageError:
+        raise ImageLoadError(
+            f"{label} is not an image format we can read (its bytes are not PNG, JPEG, GIF, BMP, TIFF or "
+            "WebP); check that the file is really an image and not renamed"
+        ) from None
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(
+            f"{label} declares far more than the {max_pixels / 1e6:.0f} MP limit ({exc}), so it was refused "
+            "before decoding (a typical decompression bomb); resize it first"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # e.g. a JPEG cut off inside its header
+        raise ImageLoadError(
+            f"{label} is truncated or corrupt: its header could not be read ({exc}); re-export or re-download it"
+        ) from None
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ImageLoadError(f"{label} declares an empty size {width}×{height}")
+    if width * height > max_pixels:
+        raise ImageLoadError(
+            f"{label} declares {width}×{height} = {width * height / 1e6:.0f} megapixels, over the "
+            f"{max_pixels / 1e6:.0f} MP limit, so it was refused before decoding (a file this small that "
+            "claims this many pixels is a typical decompression bomb); resize it first"
+        )
+    return image
+
+
+def _decode(image: Image.Image, label: str, max_side: int) -> Image.Image:
+    """Decode the first frame (big JPEGs at a reduced scale), upright by its EXIF orientation."""
+    from PIL import Image, ImageOps
+
+    try:
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)  # animated GIF/WebP/APNG: the first frame
+        if image.format == "JPEG" and max(image.size) > max_side:
+            image.draft("RGB", (max_side, max_side))  # decode big JPEGs at a reduced scale: fast, less memory
+        image.load()
+        return ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(f"{label} declares too many pixels to decode safely ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageLoadError(
+            f"{label} is truncated or corrupt and could not be decoded ({exc}); re-export or re-download it"
+        ) from None
 
 
 def _to_rgb(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
