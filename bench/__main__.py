@@ -3,6 +3,8 @@
     python -m bench                 # full run (CPU: ~10-20 minutes on 2 cores)
     python -m bench --quick         # tiny sizes, seconds: keeps the script working (run by make test)
     python -m bench --only sweep,topk --out /tmp/b.md
+    BENCH_BASELINE=54746f8 TORCHCAM_DEMO=PATH/torch-cam/demo/app.py python -m bench --only browser
+                                    # the browser section with a before column and torch-cam's demo
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -19,7 +22,7 @@ import torch
 from bench import engine_bench as eb
 
 SECTIONS = ("sweep", "topk", "gallery", "limits", "models", "sources", "memory", "tsne", "dashboard", "store", "scale",
-            "faithfulness")
+            "faithfulness", "browser")
 
 
 def _ratio(a: float, b: float) -> str:
@@ -187,6 +190,19 @@ def section_faithfulness(quick: bool, device: torch.device) -> str:
     (bench/faithfulness_bench.py)."""
     module = importlib.import_module("bench.faithfulness_bench")
     return module.section(quick, device)
+
+
+def section_browser(quick: bool, device: torch.device) -> str:
+    """Input → picture latency in headless Chromium (bench/browser_bench.py). ``BENCH_BASELINE=REF`` also measures
+    the app at a git ref side by side; ``TORCHCAM_DEMO=PATH/demo/app.py`` adds torch-cam's Streamlit demo."""
+    module = importlib.import_module("bench.browser_bench")
+    if not (Path(module.CHROMIUM).is_file() and os.access(module.CHROMIUM, os.X_OK)):
+        if os.environ.get("CI"):
+            raise RuntimeError(f"Chromium not found at {module.CHROMIUM} (make browser-deps)")
+        return f"### Browser latency\n\nNot measured: Chromium not found at {module.CHROMIUM} (`make browser-deps`)."
+    demo = os.environ.get("TORCHCAM_DEMO")
+    return module.section(quick=quick, torchcam_demo=None if quick or not demo else Path(demo),
+                          baseline=None if quick else os.environ.get("BENCH_BASELINE") or None)
 
 
 def main(argv: list[str] | None = None) -> int:

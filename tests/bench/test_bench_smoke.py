@@ -18,7 +18,8 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     text = out.read_text()
     for heading in ("### Layer sweep", "### Top-5 targets", "### Gallery", "### What bounds", "### Other architectures",
                     "### Peak resident memory", "t-SNE", "### Dashboard latency", "### Model sources",
-                    "### Faithfulness", "### Dataset scale", "### Dashboard at any dataset size"):
+                    "### Faithfulness", "### Dataset scale", "### Dashboard at any dataset size",
+                    "### Browser latency"):
         assert heading in text, f"{heading!r} missing from the quick benchmark output"
     assert "Failed:" not in text
     assert "logical cores, torch" in text, "the machine is recorded with the tables"
