@@ -1,8 +1,9 @@
 """Every page's one-line "what am I looking at", for someone who has never seen a heatmap: hidden behind a small
 help button under the page title, so it costs an expert nothing but a glance.
 
-One line per page script: ``page_help.show("explorer")`` right after the page's title. A new page adds its text to
-``PAGE_HELP`` (the architecture test checks that every page script calls ``show`` with a known name).
+One line per page script: ``page_help.show("explorer")`` right after the page's title. A new page passes its own
+text, ``page_help.show("mine", ("the plain line", "the expert's line"))``, or adds it to ``PAGE_HELP`` (a test
+checks that every page script calls ``show`` once, with a known name or its own text).
 """
 
 from __future__ import annotations
@@ -60,12 +61,13 @@ PAGE_HELP: dict[str, tuple[str, str]] = {
 LABEL = "What am I looking at?"
 
 
-def show(page: str) -> None:
-    """The page's help button (under its title): the one line, then the expert's line in smaller type."""
-    if page not in PAGE_HELP:
-        raise KeyError(f"no help text for page {page!r}; add it to PAGE_HELP in dashboard/page_help.py (pages with "
-                       f"help: {', '.join(PAGE_HELP)})")
-    plain, expert = PAGE_HELP[page]
+def show(page: str, text: tuple[str, str] | None = None) -> None:
+    """The page's help button (under its title): the one line, then the expert's line in smaller type. ``text``:
+    (plain line, expert's line) for a page whose text is not in ``PAGE_HELP``."""
+    if text is None and page not in PAGE_HELP:
+        raise KeyError(f"no help text for page {page!r}; pass it, page_help.show({page!r}, (plain, expert)), or add "
+                       f"it to PAGE_HELP in dashboard/page_help.py (pages with help: {', '.join(PAGE_HELP)})")
+    plain, expert = text if text is not None else PAGE_HELP[page]
     with st.popover(LABEL, icon=":material/help:", type="tertiary", help="A one-line explanation of this page"):
         st.markdown(plain)
         st.caption(expert)
