@@ -24,10 +24,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import torch
@@ -47,6 +46,9 @@ from gradcam_core.faithfulness import (
 )
 from gradcam_core.sanity import SANITY_METHODS, SanityResult, sanity_check
 from gradcam_core.scorecam import score_cam
+
+if TYPE_CHECKING:  # pandas is imported when a table is shown: the explorer's first heatmap never waits for it
+    import pandas as pd
 
 T = TypeVar("T")
 ProgressFn = Callable[[int, int], None]
@@ -422,6 +424,8 @@ def summary_frame(table: FaithfulnessTable) -> SummaryFrame:
             best[labels[metric]] = bool(row[f"{metric}_best"])
         rows.append(shown)
         best_rows.append(best)
+    import pandas as pd
+
     return SummaryFrame(pd.DataFrame(rows), cells, pd.DataFrame(best_rows))
 
 
