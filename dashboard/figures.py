@@ -15,22 +15,14 @@ from PIL import Image
 
 from gradcam_core import COLORMAPS, heatmap_image, overlay
 
+# One definition for the pages and the report (which draws its pictures as the pages do):
+from report.compute import DISPLAY_PIXELS as DISPLAY_PIXELS
+from report.compute import display_factor as display_factor
+from report.compute import enlarge as enlarge
+
 CORRECT_RGB = (47, 158, 68)
 WRONG_RGB = (224, 49, 49)
 NEUTRAL_RGB = (134, 142, 150)
-DISPLAY_PIXELS = 288
-
-
-def display_factor(height: int, width: int, target: int = DISPLAY_PIXELS) -> int:
-    """Integer upscaling for small inputs (a 64 px image is shown at 256 px with crisp pixels)."""
-    return max(1, round(target / max(height, width)))
-
-
-def enlarge(pixels: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour upscaling by an integer factor: every input pixel becomes a factor x factor block."""
-    if factor <= 1:
-        return pixels
-    return np.repeat(np.repeat(pixels, factor, axis=0), factor, axis=1)
 
 
 def heatmap_picture(cam: np.ndarray, size: tuple[int, int], colormap: str) -> np.ndarray:

@@ -24,7 +24,7 @@ from gradcam_core import softmax as softmax_np
 from gradcam_core.layers import suggest
 from report.findings import ComparedModel, Finding, Pictures, TopClass, field_error
 
-#: The explorer shows a picture at about this many pixels on its longer side (dashboard.figures.DISPLAY_PIXELS).
+#: The pages and the report show a picture at about this many pixels on its longer side (dashboard.figures uses it).
 DISPLAY_PIXELS = 288
 PREDICT_BATCH = 128
 

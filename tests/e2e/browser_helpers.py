@@ -43,6 +43,23 @@ def unavailable(reason: str):
     pytest.skip(message)
 
 
+@contextmanager
+def chromium_browser():
+    """One headless Chromium for a test module (skipped here, failed in CI, when Playwright or Chromium is missing)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright Python package is not installed (pip install -e '.[dev]')")
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        unavailable("Chromium was not found")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -3,14 +3,12 @@ decodes, and printing starts each finding on a new page."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
 from report import build_report
-from tests.e2e.browser_helpers import CHROMIUM, CHROMIUM_ARGS, unavailable
+from tests.e2e.browser_helpers import chromium_browser
 
 pytestmark = pytest.mark.browser
 
@@ -21,18 +19,8 @@ BREAKS = """() => [...document.querySelectorAll("section.finding")].map(s => get
 
 @pytest.fixture(scope="module")
 def chromium():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright Python package is not installed (pip install -r requirements-dev.txt)")
-    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        unavailable("Chromium was not found")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        yield browser
 
 
 def test_the_report_opens_offline_with_every_picture(chromium, tmp_path, shapes, shapes_engine, pinned):
