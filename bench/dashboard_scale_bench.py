@@ -148,14 +148,14 @@ def _gallery(at) -> list[int]:
 class GalleryClock:
     """What a sort, a filter or a page costs on the server apart from the view's explanation of the newly
     selected image: the gallery's queries (``gallery_tiles``; the view asks for the first row before the gallery
-    draws, and the gallery reuses it) plus the gallery fragment (the page imports both by name on every run).
+    draws, and the gallery reuses it) plus the gallery column (looked up by name in its module on every run).
     ``take()`` returns the time since the last ``take()``."""
 
     def __init__(self):
         from dashboard import explorer_gallery
 
         self.spent = 0.0
-        for name in ("gallery_fragment", "gallery_tiles"):
+        for name in ("render_gallery_column", "gallery_tiles"):
             setattr(explorer_gallery, name, self._timed(getattr(explorer_gallery, name)))
 
     def _timed(self, function):

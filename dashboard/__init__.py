@@ -15,7 +15,7 @@ shared by every page
 
 one page each (``<page>_view``: the page's parts; the explorer has four)
 - ``explorer_view`` the explorer's view fragment and its state (restore from the URL, open from other pages)
-- ``explorer_gallery``  its gallery fragment and the upload;  ``gallery``: the seeded 20-image sample (numpy)
+- ``explorer_gallery``  its outer fragment (gallery, upload, the view nested);  ``gallery``: the seeded draw
 - ``explorer_panels``   its top-5 chart, downloads and layer strip;  ``explorer_link``: its view in the URL
 - ``activations_view``, ``tsne_view``, ``analysis_view``
 """

@@ -1,7 +1,10 @@
 """The explorer's left column: the gallery of test images, its controls, and the upload.
 
-It is one fragment (``GALLERY_FRAGMENT``). Picking an image, a seed, a filter, a sort, a page or an upload reruns
-it and the view fragment (``explorer_view.VIEW_FRAGMENT``) — not the sidebar, not the page header.
+It is the explorer's outer fragment (``GALLERY_FRAGMENT``, ``explorer_fragment``): it lays out the two columns and
+draws the view fragment (``explorer_view.VIEW_FRAGMENT``) nested in the right one, then the gallery. Picking an
+image, a seed, a filter, a sort, a page or an upload is a widget of this fragment, so Streamlit reruns it — the
+view inline, first — and not the sidebar or the page header, with no ``st.rerun`` from a callback (which restarts
+the run: about 100 ms more per click when measured). A control of the view reruns the view alone.
 
 The default view is the seeded draw of 20 (``?seed=`` and ``?filter=`` mean what they always meant); the sort
 picker turns it into a paginated list sorted by loss, confidence or margin (``?sort=``, ``?page=``), filtered
@@ -13,6 +16,7 @@ a store shows the ``gradcam precompute`` command and a draw from its labels alon
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
@@ -58,16 +62,10 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 SORT_PARAM, PAGE_PARAM = "sort", "page"
 
 
-def rerun_explorer() -> None:
-    """From a gallery callback: redraw the gallery (its highlight) and the view, nothing else."""
-    st.rerun([GALLERY_FRAGMENT, VIEW_FRAGMENT])
-
-
 # --------------------------------------------------------------------------------------------- callbacks
 def select_sample(index: int) -> None:
     E.sample.set(int(index))
     E.source.set("test")
-    rerun_explorer()
 
 
 def reset_sample() -> None:
@@ -75,7 +73,6 @@ def reset_sample() -> None:
     G.page.set(0)
     E.sample.set(None)
     E.source.set("test")
-    rerun_explorer()
 
 
 def shuffle() -> None:
@@ -86,19 +83,16 @@ def shuffle() -> None:
 def go_to_page(page: int) -> None:
     """Another page of a sorted gallery; the view keeps its image."""
     G.page.set(max(int(page), 0))
-    st.rerun([GALLERY_FRAGMENT])
 
 
 def on_upload() -> None:
     file = E.uploader.get()
     E.upload.set(None if file is None else UploadedImage(name=file.name, data=file.getvalue()))
     E.source.set("test" if file is None else "upload")
-    rerun_explorer()
 
 
 def show_upload() -> None:
     E.source.set("upload")
-    rerun_explorer()
 
 
 # --------------------------------------------------------------------------------------------- state
@@ -279,7 +273,17 @@ def render_labels_only(loaded: LoadedWorkspace, selected: int | None) -> None:
 
 
 @st.fragment(key=GALLERY_FRAGMENT)
-def gallery_fragment(loaded: LoadedWorkspace) -> None:
+def explorer_fragment(loaded: LoadedWorkspace, view: Callable[[LoadedWorkspace], None]) -> None:
+    """The two columns: ``view`` (the view fragment) drawn first on the right, so a cold start shows a heatmap
+    before the gallery reads the test predictions, then the gallery on the left."""
+    gallery_col, view_col = st.columns([1.7, 3], gap="large")
+    with view_col:
+        view(loaded)
+    with gallery_col:
+        render_gallery_column(loaded)
+
+
+def render_gallery_column(loaded: LoadedWorkspace) -> None:
     st.subheader("Test images", anchor=False)
     read_gallery_link()
     restore_widgets(G.widgets(), G.saved)
