@@ -230,8 +230,12 @@ def render_target(loaded: LoadedWorkspace, shown: Shown) -> ViewChoice:
         "Target class", target_options, key=E.target, format_func=target_label, disabled=not uses_target,
         help="The class whose score is explained. Type to search." if uses_target else
         f"{CAM_METHODS[method].title} does not use a target class: its map is the same for every class.")
-    note_col.caption("Layer, opacity and colormap change in your browser at once; a method or a target class is "
-                     "computed on the server (the gradient methods in one pass per class).")
+    if method == SCORECAM:  # one layer at a time: the viewer holds the shown layer's map only
+        note_col.caption("Score-CAM runs the model once per channel, so it is computed for one layer at a time: pick "
+                         "another layer in the layer strip below to compute it there.")
+    else:
+        note_col.caption("Layer, opacity and colormap change in your browser at once; a method or a target class "
+                         "is computed on the server (the gradient methods in one pass per class).")
     target_class = shown.predicted if target == TARGET_PREDICTED else label if target == TARGET_TRUE else int(target)
     return ViewChoice(method, layer, target, target_class, float(E.opacity.get()), E.colormap.get())
 

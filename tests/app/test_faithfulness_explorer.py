@@ -47,6 +47,7 @@ def test_scorecam_is_computed_for_the_shown_layer_only_and_kept(explained_layers
     assert explained_layers == [([shapes.default_layer], ["scorecam"])]
     assert viewer_data(at)["method"] == "scorecam" and viewer_layers(at) == [shapes.default_layer]
     assert strip_notes(at) == len(layers) - 1, "every other layer of the strip says how to get its map"
+    assert any("pick another layer in the layer strip" in caption.value for caption in at.caption)
     first = layers[0]
     report(at, layer=first)
     assert explained_layers[1:] == [([first], ["scorecam"])]
