@@ -109,11 +109,21 @@ def _digits_epoch(recipe: Recipe, epoch: int, entry: Bundled) -> tuple[torch.Ten
 
 def train(name: str, threads: int = 1, out_dir: Path = CHECKPOINT_DIR,
           log: Callable[[str], None] | None = None) -> dict:
-    log = log or (lambda message: print(message, flush=True))
+    """Train one bundled model with ``threads`` torch threads from its recipe's seed. The process's torch thread
+    count and global RNG are as before afterwards, so a test or a notebook can call it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RECIPES[name].seed)
+            return _train(name, threads, out_dir, log or (lambda message: print(message, flush=True)))
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(name: str, threads: int, out_dir: Path, log: Callable[[str], None]) -> dict:
     entry = bundled(name)
     recipe = RECIPES[name]
-    torch.set_num_threads(threads)
-    torch.manual_seed(recipe.seed)
     model = entry.builder()
     make_epoch = _digits_epoch if name == "digits" else _shapes_epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)

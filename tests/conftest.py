@@ -6,6 +6,22 @@ import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: torch's intra-op thread count when the tests were collected, before any test ran
+PROCESS_THREADS = torch.get_num_threads()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def torch_threads_as_the_process_has_them(request):
+    """Every test module leaves torch's thread count as it found it: a leaked setting makes every later module
+    run, and time, differently depending on the order (``pytest -p randomly``). A module may run with one thread
+    (a module-scoped fixture that restores it, or ``one_torch_thread`` below); this fixture is set up before and
+    torn down after those, so the module that leaks is the one that fails."""
+    yield
+    leaked = torch.get_num_threads()
+    if leaked != PROCESS_THREADS:
+        torch.set_num_threads(PROCESS_THREADS)  # the next modules start as the process did
+        pytest.fail(f"{request.node.nodeid} left torch with {leaked} threads, not the process's {PROCESS_THREADS}; "
+                    "restore it when the module ends (a module-scoped fixture, or one_torch_thread)")
 
 
 @pytest.fixture(scope="session")

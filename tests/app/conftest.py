@@ -16,20 +16,6 @@ from streamlit.runtime.pages_manager import PagesManager
 from gradcam_core import CamEngine
 
 ENGINE_METHODS = ("explain", "explain_classes", "explain_topk", "predict", "topk", "features", "activations")
-#: torch's intra-op thread count when the tests were collected, before any test ran
-PROCESS_THREADS = torch.get_num_threads()
-
-
-@pytest.fixture(autouse=True)
-def torch_threads_as_the_process_has_them():
-    """A test that changes torch's thread count must restore it (tests/conftest.py's ``one_torch_thread`` does):
-    a leaked setting makes every later test in the session run, and time, differently depending on the order."""
-    assert torch.get_num_threads() == PROCESS_THREADS, (
-        f"torch runs {torch.get_num_threads()} threads, not the process's {PROCESS_THREADS}: a test that ran "
-        "before this one changed it and did not restore it")
-    yield
-
-
 @pytest.fixture(autouse=True)
 def clear_streamlit_caches():
     st.cache_data.clear()

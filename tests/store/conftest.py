@@ -17,7 +17,7 @@ PER_CLASS = 10
 SHARD_SIZE = 8
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
     """The CI machine has 2 busy cores; one intra-op thread is faster there and keeps timings stable."""
     threads = torch.get_num_threads()
