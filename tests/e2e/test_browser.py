@@ -48,6 +48,8 @@ def open_explorer(browser, url: str):
     page = browser.new_context(viewport=VIEWPORT).new_page()
     page.goto(url)
     wait_until_rendered(page)
+    page.locator(VIEWER_DRAWN).wait_for(timeout=RENDER_MS)  # the explorer always has a viewer: wait for its
+    # picture even when the page's images had loaded and its script rested before the viewer's element mounted
     assert_no_traceback(page)
     return page
 
@@ -226,6 +228,7 @@ def test_reruns_stay_in_their_fragments_and_reports_resend_no_picture(browser, s
     received = frames_recorder(page)
     page.goto(server + "/")
     wait_until_rendered(page)
+    page.locator(VIEWER_DRAWN).wait_for(timeout=RENDER_MS)
     assert any(SIDEBAR in frame for frame in received) and any(PAYLOAD in frame for frame in received)
 
     received.clear()  # a report of the viewer: the view fragment reruns, the picture is not sent again

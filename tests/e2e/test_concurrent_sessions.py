@@ -11,6 +11,7 @@ import pytest
 from tests.e2e.browser_helpers import (
     IDLE,
     RENDER_MS,
+    VIEWER_DRAWN,
     assert_no_traceback,
     header,
     layer_strip,
@@ -34,6 +35,7 @@ def test_two_sessions_change_their_views_at_the_same_time(browser, server, artif
             page.goto(server + "/")
         for page in pages:
             wait_until_rendered(page)
+            page.locator(VIEWER_DRAWN).wait_for(timeout=RENDER_MS)
             assert_no_traceback(page)
         start = shown(pages[0])
         names = [t.strip() for t in layer_strip(pages[0]).get_by_role("button").all_inner_texts() if t.strip()]
