@@ -37,16 +37,16 @@ import logging
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench.server import ServerError, streamlit_run
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -191,48 +191,14 @@ class Series:
 
 
 # ------------------------------------------------------------------------------------------------ server
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def streamlit_server(script: Path, cwd: Path, log_path: Path, env: dict | None = None):
     """``streamlit run script`` on a free port; yields (url, epoch seconds at spawn). Always terminated."""
-    port = free_port()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        spawned = time.time()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"],
-            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + SERVER_START_S
-            while True:
-                if process.poll() is not None:
-                    raise BenchError(f"streamlit run {script} exited with {process.returncode}; "
-                                     f"its log:\n{log_path.read_text()[-3000:]}")
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                        if reply.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise BenchError(f"streamlit run {script} did not answer /_stcore/health in {SERVER_START_S} s")
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}", spawned
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    try:
+        with streamlit_run(script, cwd, log_path, env=env, start_s=SERVER_START_S) as server:
+            yield server.url, server.spawned
+    except ServerError as error:
+        raise BenchError(str(error)) from None
 
 
 # ------------------------------------------------------------------------------------------------ probe

@@ -27,17 +27,17 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from bench.server import streamlit_run
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -218,45 +218,11 @@ def run_probe(toml: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ real server
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def dashboard_server(toml: Path, log_path: Path):
     """``streamlit run app.py -- --workspace toml`` on a free port; yields (url, spawn time, process)."""
-    port = _free_port()
-    with open(log_path, "w") as log:
-        spawned = time.time()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--", "--workspace", str(toml)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the server exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                        if reply.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not answer /_stcore/health in 180 s")
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}/", spawned, process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with streamlit_run(APP, ROOT, log_path, extra_args=("--", "--workspace", str(toml))) as server:
+        yield server.url + "/", server.spawned, server.process
 
 
 def browser_available() -> bool:

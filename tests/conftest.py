@@ -31,11 +31,22 @@ def artifacts_dir() -> Path:
     return path
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Tests that time or hammer many tiny engine calls: on a busy 2-core machine two intra-op threads made each
-    call ~18x slower than one."""
+def _one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tests that time or hammer many tiny engine calls: on a busy 2-core machine two intra-op threads made each
+    call ~18x slower than one."""
+    yield from _one_thread()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread_per_module():
+    """A module of small nets on a busy 2-core machine (one intra-op thread was faster there and steadier); a
+    folder uses it from an autouse fixture of its conftest, a module with ``pytest.mark.usefixtures``."""
+    yield from _one_thread()

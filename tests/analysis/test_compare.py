@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from torch import nn
 
@@ -35,15 +34,7 @@ from models.transforms import ImageTransform
 #: A heart of the shortcut test set whose marker stands for "circle": the honest model calls it a heart, the
 #: shortcut model a circle.
 HEART = 479
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread_per_module():
-    """Small nets on a busy 2-core machine: two intra-op threads made each call slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_per_module")  # small nets on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")

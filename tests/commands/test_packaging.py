@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser_helpers import free_port
+from bench.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

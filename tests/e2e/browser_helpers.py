@@ -8,10 +8,6 @@ import io
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
@@ -20,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from bench.server import ServerError, streamlit_run
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -60,47 +58,29 @@ def chromium_browser():
             browser.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@contextmanager
+def server_cache_dir(folder: Path):
+    """``GRADCAM_CACHE_DIR`` points at ``folder`` (a server started meanwhile inherits it), then as before."""
+    previous = os.environ.get("GRADCAM_CACHE_DIR")
+    os.environ["GRADCAM_CACHE_DIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop("GRADCAM_CACHE_DIR", None)
+        else:
+            os.environ["GRADCAM_CACHE_DIR"] = previous
 
 
 @contextmanager
 def streamlit_server(log_path: Path, extra_args: tuple[str, ...] = (), script: str = "app.py"):
     """``streamlit run <script>`` (default app.py) on a free port, yielding its URL; always terminated, also when a
     test fails."""
-    port = free_port()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", *extra_args],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + SERVER_START_S
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"streamlit exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                        if reply.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not answer /_stcore/health in {SERVER_START_S} s")
-                time.sleep(0.5)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    try:
+        with streamlit_run(script, REPO, log_path, extra_args, start_s=SERVER_START_S) as server:
+            yield server.url
+    except ServerError as error:
+        pytest.fail(str(error))
 
 
 VIEWER = '[data-testid="cam-viewer"]'
@@ -109,13 +89,13 @@ REPORTED_MS = 15_000  # a viewer report (debounced 250 ms) and the fragment reru
 CHANGE_MS = 60_000  # a change that needs the server (a new method's maps) on a busy machine
 
 
-def wait_until_rendered(page) -> None:
-    """The explorer (or another page) has drawn: its images loaded, no script running, the viewer (if the page
-    has one) drawn."""
+def wait_until_rendered(page, viewer: bool = False) -> None:
+    """The explorer (or another page) has drawn: its images loaded, no script running, the viewer drawn when
+    ``viewer`` (the explorer: its element can mount after the script has rested) or when it is already there."""
     page.wait_for_selector("[data-testid='stImage'] img", timeout=RENDER_MS)
     page.wait_for_selector(IDLE, timeout=RENDER_MS)
     page.wait_for_function(ALL_IMAGES_LOADED, timeout=RENDER_MS)
-    if page.locator(VIEWER).count():
+    if viewer or page.locator(VIEWER).count():
         page.locator(VIEWER_DRAWN).wait_for(timeout=RENDER_MS)
 
 

@@ -47,9 +47,7 @@ def open_explorer(browser, url: str):
     """A new browser session (its own context) on ``url``, drawn."""
     page = browser.new_context(viewport=VIEWPORT).new_page()
     page.goto(url)
-    wait_until_rendered(page)
-    page.locator(VIEWER_DRAWN).wait_for(timeout=RENDER_MS)  # the explorer always has a viewer: wait for its
-    # picture even when the page's images had loaded and its script rested before the viewer's element mounted
+    wait_until_rendered(page, viewer=True)
     assert_no_traceback(page)
     return page
 
@@ -227,8 +225,7 @@ def test_reruns_stay_in_their_fragments_and_reports_resend_no_picture(browser, s
     page = browser.new_context(viewport=VIEWPORT).new_page()
     received = frames_recorder(page)
     page.goto(server + "/")
-    wait_until_rendered(page)
-    page.locator(VIEWER_DRAWN).wait_for(timeout=RENDER_MS)
+    wait_until_rendered(page, viewer=True)
     assert any(SIDEBAR in frame for frame in received) and any(PAYLOAD in frame for frame in received)
 
     received.clear()  # a report of the viewer: the view fragment reruns, the picture is not sent again

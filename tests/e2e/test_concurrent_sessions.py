@@ -11,7 +11,6 @@ import pytest
 from tests.e2e.browser_helpers import (
     IDLE,
     RENDER_MS,
-    VIEWER_DRAWN,
     assert_no_traceback,
     header,
     layer_strip,
@@ -34,8 +33,7 @@ def test_two_sessions_change_their_views_at_the_same_time(browser, server, artif
         for page in pages:  # both load at once: the second does not wait for the first's cold start
             page.goto(server + "/")
         for page in pages:
-            wait_until_rendered(page)
-            page.locator(VIEWER_DRAWN).wait_for(timeout=RENDER_MS)
+            wait_until_rendered(page, viewer=True)
             assert_no_traceback(page)
         start = shown(pages[0])
         names = [t.strip() for t in layer_strip(pages[0]).get_by_role("button").all_inner_texts() if t.strip()]

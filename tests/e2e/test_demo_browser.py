@@ -4,13 +4,18 @@ with the network cut, makes no request and shows every picture. Screenshots: art
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
 import pytest
 
-from tests.e2e.browser_helpers import RENDER_MS, assert_no_traceback, streamlit_server, wait_until_rendered
+from tests.e2e.browser_helpers import (
+    RENDER_MS,
+    assert_no_traceback,
+    server_cache_dir,
+    streamlit_server,
+    wait_until_rendered,
+)
 
 pytestmark = pytest.mark.browser
 VIEWPORT = {"width": 1600, "height": 1000}
@@ -24,14 +29,8 @@ IMAGES_LOADED = """() => {
 @pytest.fixture(scope="module")
 def report_cache(tmp_path_factory):
     """A fresh folder for the server's reports (through the environment, which the server inherits)."""
-    folder = tmp_path_factory.mktemp("reports")
-    previous = os.environ.get("GRADCAM_CACHE_DIR")
-    os.environ["GRADCAM_CACHE_DIR"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("GRADCAM_CACHE_DIR", None)
-    else:
-        os.environ["GRADCAM_CACHE_DIR"] = previous
+    with server_cache_dir(tmp_path_factory.mktemp("reports")) as folder:
+        yield folder
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ page draws the shipped store's map at once. Screenshots: artifacts/e2e/view-*.pn
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -13,6 +12,7 @@ from tests.e2e.browser_helpers import (
     ALL_IMAGES_LOADED,
     RENDER_MS,
     assert_no_traceback,
+    server_cache_dir,
     streamlit_server,
     wait_until_rendered,
 )
@@ -24,14 +24,8 @@ VIEWPORT = {"width": 1600, "height": 1000}
 @pytest.fixture(scope="module")
 def embedding_cache(tmp_path_factory):
     """A fresh folder for the server's t-SNE cache (through the environment, which the server inherits)."""
-    folder = tmp_path_factory.mktemp("embeddings")
-    previous = os.environ.get("GRADCAM_CACHE_DIR")
-    os.environ["GRADCAM_CACHE_DIR"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("GRADCAM_CACHE_DIR", None)
-    else:
-        os.environ["GRADCAM_CACHE_DIR"] = previous
+    with server_cache_dir(tmp_path_factory.mktemp("embeddings")) as folder:
+        yield folder
 
 
 @pytest.fixture(scope="module")

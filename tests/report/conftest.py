@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from gradcam_core import CamEngine
 from models import load_workspace
@@ -13,12 +12,8 @@ NASTY_NOTE = "Looks at the marker </div><script>alert('note')</script><img src=x
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread_per_module():
+def _one_torch_thread(one_torch_thread_per_module):
     """Single images through a small net: on a busy 2-core machine two intra-op threads made each call slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

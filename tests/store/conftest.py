@@ -18,12 +18,8 @@ SHARD_SIZE = 8
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
+def _one_torch_thread(one_torch_thread_per_module):
     """The CI machine has 2 busy cores; one intra-op thread is faster there and keeps timings stable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_folder_workspace(root: Path, seed: int = 0, per_class: int = PER_CLASS) -> Path:
